@@ -1,0 +1,5 @@
+//! The `k8up` binary: parse the CLI, start telemetry, dispatch.
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}

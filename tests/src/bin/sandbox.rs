@@ -1,0 +1,3 @@
+//! The `sandbox` binary.
+
+fn main() {}

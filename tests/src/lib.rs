@@ -1,0 +1,1 @@
+//! k8up-tests: the sandbox cluster and end-to-end test support.
