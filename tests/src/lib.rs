@@ -1,1 +1,3 @@
 //! k8up-tests: the sandbox cluster and end-to-end test support.
+
+pub mod node;
