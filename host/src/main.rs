@@ -31,6 +31,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Operator(args) => {
             let check_only = args.check_config;
             let settings = OperatorSettings::from_args(args)?;
+            // `OperatorSettings`' Debug redacts every secret, so the whole configuration can be logged.
+            tracing::debug!(?settings, "validated operator settings");
             if check_only {
                 println!("{settings:#?}");
                 return Ok(ExitCode::SUCCESS);

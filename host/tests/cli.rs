@@ -233,6 +233,8 @@ fn secret_values_never_appear_in_the_debug_output_of_the_parsed_cli() {
             "hunter2-repo",
             "--globalsecretaccesskey",
             "hunter2-s3",
+            "--globalstatsurl",
+            "https://hooks.example.com/hunter2-token",
         ])
         .unwrap();
     let cli = <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap();
@@ -247,12 +249,13 @@ fn secret_values_never_appear_in_the_debug_output_of_the_parsed_cli() {
 
 #[test]
 fn the_debug_flag_enables_debug_logs_without_leaking_secrets() {
-    // `operator` without `--check-config` starts `run`, which logs its settings at debug level and stops.
-    let out = k8up(&["--debug", "operator"], SECRETS);
+    let out = k8up(&["--debug", "operator", "--check-config"], SECRETS);
     let err = stderr(&out);
-    assert!(!out.status.success());
-    assert!(err.contains("DEBUG"), "{err}");
-    assert!(err.contains("not implemented yet"), "{err}");
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("DEBUG") && err.contains("validated operator settings"),
+        "{err}"
+    );
     for (env, value) in SECRETS {
         assert!(!err.contains(needle(value)), "the debug log printed {env}: {err}");
     }
@@ -260,13 +263,17 @@ fn the_debug_flag_enables_debug_logs_without_leaking_secrets() {
 
 #[test]
 fn json_log_format_writes_one_json_object_per_line() {
-    let out = k8up(&["operator"], &[("K8UP_LOG_FORMAT", "json")]);
+    let out = k8up(
+        &["operator", "--check-config"],
+        &[("K8UP_LOG_FORMAT", "json"), ("K8UP_DEBUG", "yes")],
+    );
     let err = stderr(&out);
     let log_lines: Vec<&str> = err.lines().filter(|l| l.starts_with('{')).collect();
     assert!(!log_lines.is_empty(), "{err}");
     for line in log_lines {
         let value: serde_json::Value = serde_json::from_str(line).unwrap();
-        assert!(value.get("level").is_some(), "{line}");
+        assert_eq!(value["level"], "DEBUG", "{line}");
+        assert_eq!(value["message"], "validated operator settings", "{line}");
     }
 }
 

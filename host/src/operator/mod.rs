@@ -18,6 +18,5 @@ pub async fn run(settings: settings::OperatorSettings) -> Result<(), Error> {
         leader_election = settings.leader_election.enabled,
         "starting the operator"
     );
-    tracing::debug!(?settings, "operator settings");
     Err(Error::NotImplemented)
 }

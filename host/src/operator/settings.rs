@@ -591,7 +591,7 @@ pub struct MetricsArgs {
         env = "BACKUP_GLOBALSTATSURL",
         hide_env_values = true
     )]
-    pub stats_url: Option<String>,
+    pub stats_url: Option<Secret>,
 }
 
 /// Only one operator replica acts at a time.

@@ -455,8 +455,8 @@ impl OperatorSettings {
                 .flatten(),
             push_gateway: non_empty(Some(m.prom_url)).and_then(|u| p.check("prom_url", parse::http_url(&u))),
             cluster_name: m.cluster_name,
-            stats_url: non_empty(m.stats_url)
-                .and_then(|u| p.check("stats_url", parse::http_url(&u)))
+            stats_url: non_empty_secret(m.stats_url)
+                .and_then(|u| p.check("stats_url", parse::http_url(u.expose())))
                 .map(RedactedUrl),
         };
 
