@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::builder::BoolishValueParser;
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub use reference::{REGENERATE_COMMAND as REGENERATE_DOCS_COMMAND, config_reference_markdown};
 
@@ -66,6 +66,35 @@ pub enum Command {
     Crds(CrdsArgs),
     /// Print the version, git commit, build target and supported plugin interface versions.
     Version,
+}
+
+/// Parse the process's arguments and environment like `Cli::try_parse()`, except that environment variables
+/// set to the empty string count as unset.
+///
+/// K8up (urfave/cli) ignores empty variables, and Helm charts and Kustomize overlays render unset values as
+/// `""`; clap would reject `BACKUP_GLOBAL_BACKOFF_LIMIT=""` as an invalid number instead.
+pub fn try_parse() -> Result<Cli, clap::Error> {
+    let mut command = command_ignoring_empty_env();
+    let mut matches = command.try_get_matches_from_mut(std::env::args_os())?;
+    Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut command))
+}
+
+/// The clap command of [`Cli`] with every argument whose environment variable is set but empty detached from
+/// that variable (it then takes its default, and `--help` does not mention the variable).
+pub fn command_ignoring_empty_env() -> clap::Command {
+    ignore_empty_env(Cli::command())
+}
+
+fn ignore_empty_env(command: clap::Command) -> clap::Command {
+    command
+        .mut_args(|arg| {
+            let empty = arg
+                .get_env()
+                .and_then(std::env::var_os)
+                .is_some_and(|v| v.is_empty());
+            if empty { arg.env(None::<&'static str>) } else { arg }
+        })
+        .mut_subcommands(ignore_empty_env)
 }
 
 /// Flags of `k8up crds`.
@@ -153,7 +182,6 @@ impl std::fmt::Display for VersionInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn version_info_names_the_crate_version_and_the_plugin_interface() {

@@ -3,8 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::Parser as _;
-use k8up::cli::{Cli, Command};
+use k8up::cli::Command;
 use k8up::operator::settings::OperatorSettings;
 use k8up::restic::ResticArgs;
 
@@ -12,7 +11,7 @@ use k8up::restic::ResticArgs;
 const EXIT_NOT_IMPLEMENTED: u8 = 2;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = k8up::cli::try_parse().unwrap_or_else(|error| error.exit());
     if let Err(error) = k8up::telemetry::init(cli.debug, cli.log_format) {
         print_error(&anyhow::Error::new(error));
         return ExitCode::FAILURE;

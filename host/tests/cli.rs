@@ -169,6 +169,22 @@ fn env_vars_reach_the_validated_settings() {
 }
 
 #[test]
+fn empty_env_vars_count_as_unset_like_in_k8up() {
+    let out = k8up(
+        &["operator", "--check-config"],
+        &[
+            ("BACKUP_GLOBAL_BACKOFF_LIMIT", ""),
+            ("BACKUP_ENABLE_LEADER_ELECTION", ""),
+            ("K8UP_LOG_FORMAT", ""),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let dump = stdout(&out);
+    assert!(dump.contains("backoff_limit: 6,"), "{dump}");
+    assert!(dump.contains("enabled: true,"), "{dump}");
+}
+
+#[test]
 fn invalid_env_values_fail_with_the_flag_env_var_and_reason() {
     let out = k8up(
         &["operator", "--check-config"],
