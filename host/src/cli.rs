@@ -21,7 +21,7 @@ use crate::telemetry::LogFormat;
 /// Versions of the plugin contract (WIT packages) this build can run.
 pub const SUPPORTED_WIT_VERSIONS: &[&str] = &["k8up:plugin@0.1.0"];
 
-/// `k8up`: a Kubernetes backup operator built on restic, with job planning in WebAssembly plugins.
+/// k8up: a Kubernetes backup operator built on restic, with job planning in WebAssembly plugins.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "k8up", version, propagate_version = true, max_term_width = 120)]
 pub struct Cli {
@@ -40,6 +40,7 @@ pub struct Cli {
     /// Format of log lines on stderr.
     #[arg(
         long = "log-format",
+        value_name = "FORMAT",
         env = "K8UP_LOG_FORMAT",
         global = true,
         value_enum,
