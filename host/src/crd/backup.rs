@@ -10,6 +10,8 @@ use super::status::Status;
 
 /// A single backup: every PVC annotated for backup (or matched by `labelSelectors`), the output of every pod
 /// with a backup command annotation, and the PreBackupPods of the namespace, sent to one restic repository.
+// clippy reads the repeated `type_ = ...` inside separate `printcolumn(...)` groups as duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "k8up.io",

@@ -8,6 +8,8 @@ use super::runnable::{HistoryLimits, RunnableSpec};
 use super::status::Status;
 
 /// Run `restic check` on the repository, exclusively (no other job may use the repository meanwhile).
+// clippy reads the repeated `type_ = ...` inside separate `printcolumn(...)` groups as duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "k8up.io",

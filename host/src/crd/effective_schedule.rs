@@ -9,6 +9,8 @@ use super::status::JobType;
 
 /// Written by the operator only: one per Schedule (same name, owned by it), with the concrete cron
 /// expression of each action and its last and next fire times. Users read it; edits are overwritten.
+// clippy reads the repeated `type_ = ...` inside separate `printcolumn(...)` groups as duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "k8up.io",

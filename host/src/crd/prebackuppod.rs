@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 /// A pod the operator starts for the duration of each Backup in the namespace (e.g. a database client);
 /// `backupCommand` runs in it and its stdout is stored as a file in the backup.
+// clippy reads the repeated `type_ = ...` inside separate `printcolumn(...)` groups as duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "k8up.io",

@@ -9,6 +9,8 @@ use super::runnable::{HistoryLimits, RunnableSpec};
 use super::status::Status;
 
 /// Run `restic forget --prune` with a retention policy, exclusively on the repository.
+// clippy reads the repeated `type_ = ...` inside separate `printcolumn(...)` groups as duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "k8up.io",

@@ -12,6 +12,8 @@ use super::validation::ValidationError;
 
 /// Restore one snapshot: into a PVC (`restoreMethod.folder`) or as a `.tar.gz` into an S3 bucket
 /// (`restoreMethod.s3`).
+// clippy reads the repeated `type_ = ...` inside separate `printcolumn(...)` groups as duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "k8up.io",

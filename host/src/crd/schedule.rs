@@ -18,6 +18,8 @@ use super::status::JobType;
 /// Cron schedules for the actions of one repository. At each tick the operator creates an object of the
 /// action's kind from the sub-spec, filling unset `backend`, resources, security context and PodConfig
 /// from the Schedule level.
+// clippy reads the repeated `type_ = ...` inside separate `printcolumn(...)` groups as duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "k8up.io",

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 /// One restic snapshot, kept in sync with the repository by the operator after backups and prunes.
 /// Named after the first 8 characters of the snapshot id.
+// clippy reads the repeated `type_ = ...` inside separate `printcolumn(...)` groups as duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "k8up.io",
