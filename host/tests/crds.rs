@@ -508,3 +508,55 @@ fn cel_rejects_different_rest_password_fields_inside_a_schedule_sub_spec() {
     assert_eq!(failures.len(), 1, "{failures:?}");
     assert!(failures[0].1.contains("passwordSecretReg"), "{failures:?}");
 }
+
+#[test]
+fn every_crd_fits_in_the_annotation_that_client_side_kubectl_apply_writes() {
+    // `kubectl apply` without `--server-side` stores the whole object as compact JSON in the
+    // `kubectl.kubernetes.io/last-applied-configuration` annotation, and annotations are limited to 256 KiB.
+    const ANNOTATION_LIMIT: usize = 262_144;
+    for crd in k8up::crd::all() {
+        let size = serde_json::to_vec(&crd).expect("crd to json").len();
+        assert!(
+            size < ANNOTATION_LIMIT * 9 / 10,
+            "{} is {size} bytes of JSON",
+            crd.spec.names.kind
+        );
+    }
+}
+
+#[test]
+fn condition_lists_are_map_lists_keyed_by_type_for_server_side_apply() {
+    let mut checked = 0;
+    for crd in k8up::crd::all() {
+        let kind = crd.spec.names.kind.clone();
+        let schema = schema_of(&kind);
+        walk(&schema, &kind, &mut |path, node| {
+            if path.ends_with(".status.conditions") {
+                assert_eq!(node["x-kubernetes-list-type"], "map", "{path}");
+                assert_eq!(
+                    node["x-kubernetes-list-map-keys"],
+                    serde_json::json!(["type"]),
+                    "{path}"
+                );
+                let required = node["items"]["required"].as_array().cloned().unwrap_or_default();
+                assert!(
+                    required.contains(&Value::from("type")),
+                    "{path}: map key must be required"
+                );
+                checked += 1;
+            }
+        });
+    }
+    assert_eq!(checked, 7, "every kind with a status has conditions");
+    let esched = schema_of("EffectiveSchedule");
+    let entries = &esched["properties"]["spec"]["properties"]["schedules"];
+    assert_eq!(
+        entries["x-kubernetes-list-map-keys"],
+        serde_json::json!(["jobType"])
+    );
+    let required = entries["items"]["required"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(required.contains(&Value::from("jobType")));
+}

@@ -41,6 +41,7 @@ pub struct EffectiveScheduleSpec {
 
     /// One entry per action of the Schedule.
     #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["jobType"]))]
     pub schedules: Vec<EffectiveScheduleEntry>,
 }
 
@@ -96,6 +97,7 @@ pub struct EffectiveScheduleEntry {
 pub struct EffectiveScheduleStatus {
     /// Standard conditions; `Ready` is False when a schedule could not be parsed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 }
 
