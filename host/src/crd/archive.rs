@@ -18,6 +18,8 @@ use super::status::Status;
     version = "v1",
     kind = "Archive",
     namespaced,
+    derive = "PartialEq",
+    derive = "Default",
     status = "Status",
     shortname = "arc",
     doc = "Archive uploads restic snapshots as tarballs to an S3 bucket.",

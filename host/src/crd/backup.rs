@@ -18,6 +18,8 @@ use super::status::Status;
     version = "v1",
     kind = "Backup",
     namespaced,
+    derive = "PartialEq",
+    derive = "Default",
     status = "Status",
     shortname = "bk",
     doc = "Backup is one restic backup run of the PVCs and annotated pods of a namespace.",

@@ -16,6 +16,8 @@ use super::status::Status;
     version = "v1",
     kind = "Check",
     namespaced,
+    derive = "PartialEq",
+    derive = "Default",
     status = "Status",
     shortname = "chk",
     doc = "Check verifies the integrity of a restic repository.",

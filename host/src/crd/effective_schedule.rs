@@ -17,6 +17,8 @@ use super::status::JobType;
     version = "v1",
     kind = "EffectiveSchedule",
     namespaced,
+    derive = "PartialEq",
+    derive = "Default",
     status = "EffectiveScheduleStatus",
     shortname = "esched",
     doc = "EffectiveSchedule records the concrete cron expressions and fire times of a Schedule's actions.",

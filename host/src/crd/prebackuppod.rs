@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
     version = "v1",
     kind = "PreBackupPod",
     namespaced,
+    derive = "PartialEq",
+    derive = "Default",
     shortname = "pbp",
     doc = "PreBackupPod is a pod started for each Backup whose command output is backed up.",
     printcolumn(

@@ -17,6 +17,8 @@ use super::status::Status;
     version = "v1",
     kind = "Prune",
     namespaced,
+    derive = "PartialEq",
+    derive = "Default",
     status = "Status",
     shortname = "prn",
     doc = "Prune removes snapshots outside a retention policy from a restic repository.",

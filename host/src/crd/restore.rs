@@ -20,6 +20,8 @@ use super::validation::ValidationError;
     version = "v1",
     kind = "Restore",
     namespaced,
+    derive = "PartialEq",
+    derive = "Default",
     status = "Status",
     shortname = "rst",
     doc = "Restore restores one restic snapshot into a PVC or uploads it as a tarball to S3.",

@@ -26,6 +26,8 @@ use super::status::JobType;
     version = "v1",
     kind = "Schedule",
     namespaced,
+    derive = "PartialEq",
+    derive = "Default",
     status = "ScheduleStatus",
     shortname = "sched",
     doc = "Schedule creates Backup, Check, Prune, Archive and Restore objects on cron schedules.",

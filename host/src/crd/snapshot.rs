@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
     version = "v1",
     kind = "Snapshot",
     namespaced,
+    derive = "PartialEq",
+    derive = "Default",
     shortname = "snap",
     doc = "Snapshot mirrors one restic snapshot of a repository.",
     printcolumn(
