@@ -273,6 +273,9 @@ fn every_schema_is_structural() {
             if in_combinator && (node.get("type").is_some() || node.get("description").is_some()) {
                 problems.push(format!("{path}: combinator branch sets type or description"));
             }
+            if node.get("properties").is_some() && node.get("additionalProperties").is_some() {
+                problems.push(format!("{path}: both properties and additionalProperties"));
+            }
             if node.get("$ref").is_some() {
                 problems.push(format!("{path}: $ref"));
             }
