@@ -372,6 +372,8 @@ fn names_scope_subresources_and_printer_columns_match_the_design() {
         assert_eq!(crd.spec.group, "k8up.io");
         assert_eq!(crd.spec.scope, "Namespaced", "{kind}");
         assert_eq!(crd.spec.names.short_names, Some(vec![short.to_owned()]), "{kind}");
+        // `kubectl get k8up` lists every k8up object of a namespace.
+        assert_eq!(crd.spec.names.categories, Some(vec!["k8up".to_owned()]), "{kind}");
         let version = &crd.spec.versions[0];
         assert_eq!(version.name, "v1");
         let status = version

@@ -22,6 +22,7 @@ use super::status::Status;
     derive = "Default",
     status = "Status",
     shortname = "arc",
+    category = "k8up",
     doc = "Archive uploads restic snapshots as tarballs to an S3 bucket.",
     printcolumn(
         name = "Schedule Ref",

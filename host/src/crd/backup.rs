@@ -22,6 +22,7 @@ use super::status::Status;
     derive = "Default",
     status = "Status",
     shortname = "bk",
+    category = "k8up",
     doc = "Backup is one restic backup run of the PVCs and annotated pods of a namespace.",
     printcolumn(
         name = "Schedule Ref",

@@ -20,6 +20,7 @@ use super::status::Status;
     derive = "Default",
     status = "Status",
     shortname = "chk",
+    category = "k8up",
     doc = "Check verifies the integrity of a restic repository.",
     printcolumn(
         name = "Schedule Ref",

@@ -21,6 +21,7 @@ use super::status::JobType;
     derive = "Default",
     status = "EffectiveScheduleStatus",
     shortname = "esched",
+    category = "k8up",
     doc = "EffectiveSchedule records the concrete cron expressions and fire times of a Schedule's actions.",
     printcolumn(
         name = "Schedule",

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
     derive = "PartialEq",
     derive = "Default",
     shortname = "pbp",
+    category = "k8up",
     doc = "PreBackupPod is a pod started for each Backup whose command output is backed up.",
     printcolumn(
         name = "Command",

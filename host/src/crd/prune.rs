@@ -21,6 +21,7 @@ use super::status::Status;
     derive = "Default",
     status = "Status",
     shortname = "prn",
+    category = "k8up",
     doc = "Prune removes snapshots outside a retention policy from a restic repository.",
     printcolumn(
         name = "Schedule Ref",

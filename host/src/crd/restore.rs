@@ -24,6 +24,7 @@ use super::validation::ValidationError;
     derive = "Default",
     status = "Status",
     shortname = "rst",
+    category = "k8up",
     doc = "Restore restores one restic snapshot into a PVC or uploads it as a tarball to S3.",
     printcolumn(
         name = "Schedule Ref",

@@ -30,6 +30,7 @@ use super::status::JobType;
     derive = "Default",
     status = "ScheduleStatus",
     shortname = "sched",
+    category = "k8up",
     doc = "Schedule creates Backup, Check, Prune, Archive and Restore objects on cron schedules.",
     printcolumn(
         name = "Backup",

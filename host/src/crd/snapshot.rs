@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
     derive = "PartialEq",
     derive = "Default",
     shortname = "snap",
+    category = "k8up",
     doc = "Snapshot mirrors one restic snapshot of a repository.",
     printcolumn(
         name = "Date taken",
