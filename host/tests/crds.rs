@@ -273,6 +273,9 @@ fn every_schema_is_structural() {
             if in_combinator && (node.get("type").is_some() || node.get("description").is_some()) {
                 problems.push(format!("{path}: combinator branch sets type or description"));
             }
+            if node.get("properties").is_some() && node.get("additionalProperties").is_some() {
+                problems.push(format!("{path}: both properties and additionalProperties"));
+            }
             if node.get("$ref").is_some() {
                 problems.push(format!("{path}: $ref"));
             }
@@ -369,6 +372,8 @@ fn names_scope_subresources_and_printer_columns_match_the_design() {
         assert_eq!(crd.spec.group, "k8up.io");
         assert_eq!(crd.spec.scope, "Namespaced", "{kind}");
         assert_eq!(crd.spec.names.short_names, Some(vec![short.to_owned()]), "{kind}");
+        // `kubectl get k8up` lists every k8up object of a namespace.
+        assert_eq!(crd.spec.names.categories, Some(vec!["k8up".to_owned()]), "{kind}");
         let version = &crd.spec.versions[0];
         assert_eq!(version.name, "v1");
         let status = version
@@ -407,4 +412,156 @@ fn embedded_pod_templates_keep_unknown_fields_instead_of_a_full_schema() {
         pc["properties"]["spec"]["properties"]["template"]["x-kubernetes-preserve-unknown-fields"],
         true
     );
+}
+
+/// Evaluate the CEL rules (`x-kubernetes-validations`) of a kind's CRD against an object, as the API server
+/// would; returns the failures as `(kind of failure, message)`.
+fn cel_failures(kind: &str, object: &Value) -> Vec<(String, String)> {
+    match kube_cel::Validator::new().validate(&schema_of(kind), object, None) {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors
+            .into_iter()
+            .map(|e| (format!("{:?}", e.kind), e.message))
+            .collect(),
+    }
+}
+
+#[test]
+fn cel_rules_compile_and_accept_every_example() {
+    for (name, example) in examples() {
+        let kind = example["kind"].as_str().unwrap_or_default().to_owned();
+        assert_eq!(cel_failures(&kind, &example), Vec::new(), "{name}");
+    }
+}
+
+#[test]
+fn cel_and_backend_validate_agree_on_every_combination_of_storage_types() {
+    let storage = ["azure", "b2", "gcs", "local", "rest", "s3", "swift"];
+    // Every subset of up to two storage types (plus none) covers "zero", "one" and "more than one".
+    let mut subsets: Vec<Vec<&str>> = vec![vec![]];
+    for (i, a) in storage.iter().enumerate() {
+        subsets.push(vec![a]);
+        for b in &storage[i + 1..] {
+            subsets.push(vec![a, b]);
+        }
+    }
+    subsets.push(storage.to_vec());
+    for subset in subsets {
+        let mut backend = serde_json::Map::new();
+        for kind in &subset {
+            backend.insert((*kind).to_owned(), serde_json::json!({}));
+        }
+        let backup = serde_json::json!({
+            "apiVersion": "k8up.io/v1", "kind": "Backup", "metadata": {"name": "b"},
+            "spec": {"backend": backend},
+        });
+        let typed: k8up::crd::Backup = serde_json::from_value(backup.clone()).expect("backup parses");
+        let rust = typed.spec.runnable.backend.unwrap_or_default().validate();
+        let cel = cel_failures("Backup", &backup);
+        assert_eq!(
+            rust.is_ok(),
+            cel.is_empty(),
+            "{subset:?}: rust {rust:?}, cel {cel:?}"
+        );
+        assert_eq!(rust.is_ok(), subset.len() <= 1, "{subset:?}");
+        if let Some((kind, message)) = cel.first() {
+            assert_eq!(kind, "ValidationFailure");
+            assert!(message.contains("at most one storage type"), "{message}");
+        }
+    }
+}
+
+#[test]
+fn cel_and_restore_method_validate_agree_that_exactly_one_target_is_needed() {
+    let cases = [
+        (serde_json::json!({}), false),
+        (serde_json::json!({"folder": {"claimName": "data"}}), true),
+        (serde_json::json!({"s3": {"bucket": "out"}}), true),
+        (
+            serde_json::json!({"s3": {}, "folder": {"claimName": "data"}}),
+            false,
+        ),
+        (serde_json::json!({"tlsOptions": {"caCert": "/ca.crt"}}), false),
+    ];
+    for (method, valid) in cases {
+        let restore = serde_json::json!({
+            "apiVersion": "k8up.io/v1", "kind": "Restore", "metadata": {"name": "r"},
+            "spec": {"restoreMethod": method},
+        });
+        let typed: k8up::crd::Restore = serde_json::from_value(restore.clone()).expect("restore parses");
+        let rust = typed.spec.restore_method.unwrap_or_default().validate();
+        let cel = cel_failures("Restore", &restore);
+        assert_eq!(rust.is_ok(), valid, "{method}: {rust:?}");
+        assert_eq!(cel.is_empty(), valid, "{method}: {cel:?}");
+    }
+}
+
+#[test]
+fn cel_rejects_different_rest_password_fields_inside_a_schedule_sub_spec() {
+    let schedule = |typo: &str| {
+        serde_json::json!({
+            "apiVersion": "k8up.io/v1", "kind": "Schedule", "metadata": {"name": "s"},
+            "spec": {"backup": {"schedule": "@daily", "backend": {"rest": {
+                "url": "https://rest",
+                "passwordSecretRef": {"name": "right", "key": "pw"},
+                "passwordSecretReg": {"name": typo, "key": "pw"},
+            }}}},
+        })
+    };
+    assert_eq!(cel_failures("Schedule", &schedule("right")), Vec::new());
+    let failures = cel_failures("Schedule", &schedule("other"));
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(failures[0].1.contains("passwordSecretReg"), "{failures:?}");
+}
+
+#[test]
+fn every_crd_fits_in_the_annotation_that_client_side_kubectl_apply_writes() {
+    // `kubectl apply` without `--server-side` stores the whole object as compact JSON in the
+    // `kubectl.kubernetes.io/last-applied-configuration` annotation, and annotations are limited to 256 KiB.
+    const ANNOTATION_LIMIT: usize = 262_144;
+    for crd in k8up::crd::all() {
+        let size = serde_json::to_vec(&crd).expect("crd to json").len();
+        assert!(
+            size < ANNOTATION_LIMIT * 9 / 10,
+            "{} is {size} bytes of JSON",
+            crd.spec.names.kind
+        );
+    }
+}
+
+#[test]
+fn condition_lists_are_map_lists_keyed_by_type_for_server_side_apply() {
+    let mut checked = 0;
+    for crd in k8up::crd::all() {
+        let kind = crd.spec.names.kind.clone();
+        let schema = schema_of(&kind);
+        walk(&schema, &kind, &mut |path, node| {
+            if path.ends_with(".status.conditions") {
+                assert_eq!(node["x-kubernetes-list-type"], "map", "{path}");
+                assert_eq!(
+                    node["x-kubernetes-list-map-keys"],
+                    serde_json::json!(["type"]),
+                    "{path}"
+                );
+                let required = node["items"]["required"].as_array().cloned().unwrap_or_default();
+                assert!(
+                    required.contains(&Value::from("type")),
+                    "{path}: map key must be required"
+                );
+                checked += 1;
+            }
+        });
+    }
+    assert_eq!(checked, 7, "every kind with a status has conditions");
+    let esched = schema_of("EffectiveSchedule");
+    let entries = &esched["properties"]["spec"]["properties"]["schedules"];
+    assert_eq!(
+        entries["x-kubernetes-list-map-keys"],
+        serde_json::json!(["jobType"])
+    );
+    let required = entries["items"]["required"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(required.contains(&Value::from("jobType")));
 }

@@ -18,8 +18,11 @@ use super::status::Status;
     version = "v1",
     kind = "Archive",
     namespaced,
+    derive = "PartialEq",
+    derive = "Default",
     status = "Status",
     shortname = "arc",
+    category = "k8up",
     doc = "Archive uploads restic snapshots as tarballs to an S3 bucket.",
     printcolumn(
         name = "Schedule Ref",

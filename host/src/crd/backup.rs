@@ -18,8 +18,11 @@ use super::status::Status;
     version = "v1",
     kind = "Backup",
     namespaced,
+    derive = "PartialEq",
+    derive = "Default",
     status = "Status",
     shortname = "bk",
+    category = "k8up",
     doc = "Backup is one restic backup run of the PVCs and annotated pods of a namespace.",
     printcolumn(
         name = "Schedule Ref",

@@ -16,8 +16,11 @@ use super::status::Status;
     version = "v1",
     kind = "Check",
     namespaced,
+    derive = "PartialEq",
+    derive = "Default",
     status = "Status",
     shortname = "chk",
+    category = "k8up",
     doc = "Check verifies the integrity of a restic repository.",
     printcolumn(
         name = "Schedule Ref",

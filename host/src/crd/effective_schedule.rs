@@ -17,8 +17,11 @@ use super::status::JobType;
     version = "v1",
     kind = "EffectiveSchedule",
     namespaced,
+    derive = "PartialEq",
+    derive = "Default",
     status = "EffectiveScheduleStatus",
     shortname = "esched",
+    category = "k8up",
     doc = "EffectiveSchedule records the concrete cron expressions and fire times of a Schedule's actions.",
     printcolumn(
         name = "Schedule",
@@ -41,6 +44,7 @@ pub struct EffectiveScheduleSpec {
 
     /// One entry per action of the Schedule.
     #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["jobType"]))]
     pub schedules: Vec<EffectiveScheduleEntry>,
 }
 
@@ -96,6 +100,7 @@ pub struct EffectiveScheduleEntry {
 pub struct EffectiveScheduleStatus {
     /// Standard conditions; `Ready` is False when a schedule could not be parsed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 }
 

@@ -5,6 +5,7 @@
 
 mod archive;
 mod backend;
+mod backend_defaults;
 mod backup;
 mod check;
 mod effective_schedule;

@@ -14,7 +14,10 @@ use serde::{Deserialize, Serialize};
     version = "v1",
     kind = "PodConfig",
     namespaced,
+    derive = "PartialEq",
+    derive = "Default",
     shortname = "pc",
+    category = "k8up",
     doc = "PodConfig is a pod template merged into the job pods of actions that reference it.",
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]

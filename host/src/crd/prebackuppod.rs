@@ -15,7 +15,10 @@ use serde::{Deserialize, Serialize};
     version = "v1",
     kind = "PreBackupPod",
     namespaced,
+    derive = "PartialEq",
+    derive = "Default",
     shortname = "pbp",
+    category = "k8up",
     doc = "PreBackupPod is a pod started for each Backup whose command output is backed up.",
     printcolumn(
         name = "Command",

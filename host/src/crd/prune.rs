@@ -17,8 +17,11 @@ use super::status::Status;
     version = "v1",
     kind = "Prune",
     namespaced,
+    derive = "PartialEq",
+    derive = "Default",
     status = "Status",
     shortname = "prn",
+    category = "k8up",
     doc = "Prune removes snapshots outside a retention policy from a restic repository.",
     printcolumn(
         name = "Schedule Ref",

@@ -20,8 +20,11 @@ use super::validation::ValidationError;
     version = "v1",
     kind = "Restore",
     namespaced,
+    derive = "PartialEq",
+    derive = "Default",
     status = "Status",
     shortname = "rst",
+    category = "k8up",
     doc = "Restore restores one restic snapshot into a PVC or uploads it as a tarball to S3.",
     printcolumn(
         name = "Schedule Ref",
@@ -125,6 +128,18 @@ impl RestoreMethod {
     }
 }
 
+impl RestoreSpec {
+    /// The restore target of this spec: `restoreMethod` must be present and set exactly one of `s3` and
+    /// `folder` (K8up crashed on a Restore without `restoreMethod`; the schema cannot require it because
+    /// Archives and Schedules share this spec).
+    pub fn target(&self) -> Result<RestoreTarget, ValidationError> {
+        self.restore_method
+            .as_ref()
+            .ok_or(ValidationError::MissingRestoreMethod)?
+            .validate()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,5 +171,21 @@ mod tests {
                 .to_string()
                 .contains("both s3 and folder")
         );
+    }
+
+    #[test]
+    fn a_restore_without_restore_method_has_no_target() {
+        assert_eq!(
+            RestoreSpec::default().target(),
+            Err(ValidationError::MissingRestoreMethod)
+        );
+        let spec = RestoreSpec {
+            restore_method: Some(RestoreMethod {
+                s3: Some(S3Spec::default()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(spec.target(), Ok(RestoreTarget::S3));
     }
 }

@@ -24,7 +24,10 @@ pub struct RunnableSpec {
     pub resources: Option<ResourceRequirements>,
 
     /// Pod-level security context of the job pods (becomes `spec.template.spec.securityContext` of the Job).
+    /// A core/v1 `PodSecurityContext`; the API server checks it when the Job is created (its schema is not
+    /// repeated here, which keeps the Schedule CRD small enough for `kubectl apply`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::schema::preserve_unknown_object")]
     pub pod_security_context: Option<PodSecurityContext>,
 
     /// Name of a `PodConfig` in the same namespace whose pod template is merged into the job pods. It takes

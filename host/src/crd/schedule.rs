@@ -26,8 +26,11 @@ use super::status::JobType;
     version = "v1",
     kind = "Schedule",
     namespaced,
+    derive = "PartialEq",
+    derive = "Default",
     status = "ScheduleStatus",
     shortname = "sched",
+    category = "k8up",
     doc = "Schedule creates Backup, Check, Prune, Archive and Restore objects on cron schedules.",
     printcolumn(
         name = "Backup",
@@ -91,8 +94,10 @@ pub struct ScheduleSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_requirements_template: Option<ResourceRequirements>,
 
-    /// Default pod security context for every generated object (a sub-spec's fields win).
+    /// Default pod security context for every generated object (a sub-spec's fields win). A core/v1
+    /// `PodSecurityContext`, checked by the API server when the Jobs are created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::schema::preserve_unknown_object")]
     pub pod_security_context: Option<PodSecurityContext>,
 
     /// Default PodConfig for every generated object (a sub-spec's `podConfigRef` wins).
@@ -239,11 +244,13 @@ impl ScheduleSpec {
 pub struct ScheduleStatus {
     /// Standard conditions; `Ready` is False with reason `Failed` when a schedule cannot be parsed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 
     /// The concrete cron expressions chosen for randomized schedules (K8up's status field; the
     /// EffectiveSchedule object of this Schedule has the details).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["jobType"]))]
     pub effective_schedules: Vec<GeneratedSchedule>,
 }
 

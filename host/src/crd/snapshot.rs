@@ -15,7 +15,10 @@ use serde::{Deserialize, Serialize};
     version = "v1",
     kind = "Snapshot",
     namespaced,
+    derive = "PartialEq",
+    derive = "Default",
     shortname = "snap",
+    category = "k8up",
     doc = "Snapshot mirrors one restic snapshot of a repository.",
     printcolumn(
         name = "Date taken",

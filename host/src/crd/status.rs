@@ -23,6 +23,7 @@ pub struct Status {
     /// Standard conditions: `Ready`, `Progressing`, `Completed`, `Scrubbed` and, for Backups,
     /// `PreBackupPodReady`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 }
 

@@ -17,6 +17,9 @@ pub enum ValidationError {
         "backend.rest sets both passwordSecretRef and passwordSecretReg (K8up's misspelling) with different values; keep only passwordSecretRef"
     )]
     ConflictingRestPassword,
+    /// A Restore has no `restoreMethod` at all.
+    #[error("spec.restoreMethod is missing; set restoreMethod.s3 or restoreMethod.folder")]
+    MissingRestoreMethod,
     /// `restoreMethod` sets neither `s3` nor `folder`.
     #[error("restoreMethod sets neither s3 nor folder; set exactly one of them")]
     NoRestoreMethod,
