@@ -14,11 +14,21 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 fn cm(name: &str) -> ConfigMap {
-    ConfigMap { metadata: ObjectMeta { name: Some(name.into()), ..Default::default() }, ..Default::default() }
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
 }
 
 async fn codes(server: &ApiServer, api: &Api<ConfigMap>, seed: u64) -> Vec<u16> {
-    server.faults().set(FaultConfig { seed, error_rate: 0.5, ..Default::default() });
+    server.faults().set(FaultConfig {
+        seed,
+        error_rate: 0.5,
+        ..Default::default()
+    });
     let mut out = Vec::new();
     for _ in 0..40 {
         out.push(match api.list(&ListParams::default()).await {
@@ -42,7 +52,10 @@ async fn injected_errors_are_seeded_statuses_and_off_by_default() -> Result {
     let first = codes(&server, &api, 7).await;
     let again = codes(&server, &api, 7).await;
     assert_eq!(first, again, "the same seed injects the same faults");
-    assert!(first.contains(&200) && first.contains(&500) && first.contains(&429), "{first:?}");
+    assert!(
+        first.contains(&200) && first.contains(&500) && first.contains(&429),
+        "{first:?}"
+    );
     assert!(!first.contains(&409), "reads are never answered with a conflict");
     assert!(server.faults().injected() > 0);
     Ok(())
@@ -72,21 +85,34 @@ async fn a_reflector_converges_through_dropped_watches_and_failing_requests() ->
     let mut i = 0;
     while created < 20 {
         i += 1;
-        if admin.create(&PostParams::default(), &cm(&format!("c{i}"))).await.is_ok() {
+        if admin
+            .create(&PostParams::default(), &cm(&format!("c{i}")))
+            .await
+            .is_ok()
+        {
             created += 1;
         }
     }
     let _ = admin.delete("c1", &DeleteParams::default()).await;
     server.faults().disable();
     let expected: Vec<String> = {
-        let mut names: Vec<String> =
-            admin.list(&ListParams::default()).await?.items.into_iter().filter_map(|c| c.metadata.name).collect();
+        let mut names: Vec<String> = admin
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .filter_map(|c| c.metadata.name)
+            .collect();
         names.sort();
         names
     };
     let mut seen = Vec::new();
     for _ in 0..400 {
-        seen = reader.state().iter().filter_map(|c| c.metadata.name.clone()).collect();
+        seen = reader
+            .state()
+            .iter()
+            .filter_map(|c| c.metadata.name.clone())
+            .collect();
         seen.sort();
         if seen == expected {
             break;
@@ -107,14 +133,21 @@ async fn a_streaming_list_watcher_gets_initial_events_then_changes() -> Result {
         api.create(&PostParams::default(), &cm(n)).await?;
     }
     let (reader, writer) = reflector::store::<ConfigMap>();
-    let stream = reflector(writer, watcher(api.clone(), watcher::Config::default().streaming_lists()))
-        .applied_objects()
-        .for_each(|_| async {});
+    let stream = reflector(
+        writer,
+        watcher(api.clone(), watcher::Config::default().streaming_lists()),
+    )
+    .applied_objects()
+    .for_each(|_| async {});
     let handle = tokio::spawn(stream);
     api.create(&PostParams::default(), &cm("c")).await?;
     let mut seen = Vec::new();
     for _ in 0..400 {
-        seen = reader.state().iter().filter_map(|c| c.metadata.name.clone()).collect();
+        seen = reader
+            .state()
+            .iter()
+            .filter_map(|c| c.metadata.name.clone())
+            .collect();
         seen.sort();
         if seen.len() == 3 {
             break;

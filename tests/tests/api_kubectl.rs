@@ -247,3 +247,28 @@ spec:
     assert!(err.contains("Unsupported value: \"green\""), "{err}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_apply_works_with_default_validation_and_server_side() -> Result {
+    let k = Kubectl::start().await?;
+    let manifest = k.path("manifest.yaml");
+    std::fs::write(&manifest, MANIFEST)?;
+    let (code, out, err) = k
+        .run(&["apply", "-f", manifest.to_str().ok_or("path")?], None)
+        .await?;
+    assert_eq!(code, 0, "{err}{out}");
+    std::fs::write(&manifest, MANIFEST.replace("mode: fast", "mode: ssa"))?;
+    let (code, out, err) = k
+        .run(
+            &["apply", "--server-side", "-f", manifest.to_str().ok_or("path")?],
+            None,
+        )
+        .await?;
+    assert_eq!(code, 0, "{err}{out}");
+    let json: Value = serde_json::from_str(
+        &k.ok(&["get", "configmap", "settings", "-n", "demo", "-o", "json"])
+            .await?,
+    )?;
+    assert_eq!(json["data"]["mode"], "ssa");
+    Ok(())
+}
