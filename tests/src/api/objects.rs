@@ -190,7 +190,7 @@ impl ApiServer {
         let Some(schema) = res.schemas.get(version).or_else(|| res.schemas.values().next()) else {
             return Ok(());
         };
-        let (causes, pruned) = schema::validate(schema, obj);
+        let (causes, pruned) = schema::validate(schema.as_ref(), obj);
         if strict && !pruned.is_empty() {
             let fields: Vec<String> = pruned.iter().map(|p| format!("unknown field \"{p}\"")).collect();
             return Err(ApiError::bad_request(format!(
@@ -540,6 +540,12 @@ impl ApiServer {
                 ApiError::bad_request("PATCH, application/apply-patch+yaml requests must have a fieldManager")
             })?;
             let applied = parsed.clone().unwrap_or(Value::Null);
+            // A manager's main and status applies are separate configurations.
+            let ssa_manager = if status_only {
+                format!("{manager}/status")
+            } else {
+                manager.to_string()
+            };
             let existing = self.store.get(&key);
             let Some(existing) = existing else {
                 if status_only {
@@ -549,12 +555,12 @@ impl ApiServer {
                 meta_mut(&mut obj).insert("name".into(), json!(name));
                 let created = self.create_object(res, version, namespace, obj, wopts)?;
                 if let Some(uid) = meta_str(&created, "uid") {
-                    self.remember_applied(uid, manager, &applied);
+                    self.remember_applied(uid, &ssa_manager, &applied);
                 }
                 return Ok((created, true));
             };
             let uid = meta_str(&existing, "uid").unwrap_or("").to_string();
-            let previous = self.applied_by(&uid, manager);
+            let previous = self.applied_by(&uid, &ssa_manager);
             let mut incoming = patch::apply(&existing, previous.as_ref(), &applied);
             // An applied configuration without a resourceVersion must not trip optimistic concurrency.
             if meta_str(&applied, "resourceVersion").is_none() {
@@ -562,7 +568,7 @@ impl ApiServer {
             }
             let out = self.update_object(res, version, namespace, name, incoming, status_only, wopts)?;
             if !dry_run {
-                self.remember_applied(&uid, manager, &applied);
+                self.remember_applied(&uid, &ssa_manager, &applied);
             }
             return Ok((out, false));
         }
