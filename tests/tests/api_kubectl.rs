@@ -280,3 +280,130 @@ async fn kubectl_apply_works_with_default_validation_and_server_side() -> Result
     assert_eq!(json["data"]["mode"], "ssa");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_auth_can_i_answers_for_a_service_account_from_rbac() -> Result {
+    let k = Kubectl::start().await?;
+    let rbac = k.path("rbac.yaml");
+    std::fs::write(
+        &rbac,
+        r#"
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: backup, namespace: default}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: backup, namespace: default}
+rules:
+- {apiGroups: [""], resources: [pods], verbs: [get, list]}
+- {apiGroups: [""], resources: [pods/exec], verbs: [create]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: backup, namespace: default}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: backup}
+subjects:
+- {kind: ServiceAccount, name: backup, namespace: default}
+"#,
+    )?;
+    k.ok(&["apply", "-f", rbac.to_str().ok_or("path")?]).await?;
+    let sa = "--as=system:serviceaccount:default:backup";
+    let answer = |args: Vec<&'static str>| {
+        let k = &k;
+        async move {
+            let mut all = vec!["auth", "can-i", sa];
+            all.extend(args);
+            let (code, out, err) = k.run(&all, None).await?;
+            Ok::<_, Box<dyn std::error::Error>>((code, out.trim().to_string(), err))
+        }
+    };
+    let first = answer(vec!["list", "pods"]).await?;
+    assert_eq!(first.1, "yes", "{}", first.2);
+    assert_eq!(
+        answer(vec!["create", "pods", "--subresource=exec"]).await?.1,
+        "yes"
+    );
+    let (code, out, _) = answer(vec!["delete", "pods"]).await?;
+    assert_eq!((code, out.as_str()), (1, "no"));
+    assert_eq!(answer(vec!["list", "pods", "-n", "kube-system"]).await?.1, "no");
+    // Impersonated requests are authorized as the ServiceAccount.
+    let (code, _, err) = k.run(&["get", "configmaps", sa], None).await?;
+    assert_ne!(code, 0);
+    assert!(err.contains("cannot list resource \"configmaps\""), "{err}");
+    k.ok(&["get", "pods", sa]).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_create_subcommands_that_send_protobuf_work() -> Result {
+    let k = Kubectl::start().await?;
+    k.ok(&["create", "namespace", "made"]).await?;
+    k.ok(&[
+        "create",
+        "configmap",
+        "cfg",
+        "-n",
+        "made",
+        "--from-literal=a=1",
+        "--from-literal=b=two",
+    ])
+    .await?;
+    k.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "-n",
+        "made",
+        "--from-literal=password=s3cret",
+    ])
+    .await?;
+    k.ok(&["create", "serviceaccount", "robot", "-n", "made"]).await?;
+    let cm: Value = serde_json::from_str(
+        &k.ok(&["get", "configmap", "cfg", "-n", "made", "-o", "json"])
+            .await?,
+    )?;
+    assert_eq!(cm["data"], serde_json::json!({"a": "1", "b": "two"}));
+    let secret: Value = serde_json::from_str(
+        &k.ok(&["get", "secret", "creds", "-n", "made", "-o", "json"])
+            .await?,
+    )?;
+    assert_eq!(secret["data"]["password"], "czNjcmV0");
+    assert_eq!(secret["type"], "Opaque");
+    k.ok(&["get", "serviceaccount", "robot", "-n", "made"]).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_create_job_and_deployment_arrive_with_their_pod_templates() -> Result {
+    let k = Kubectl::start().await?;
+    k.ok(&[
+        "create",
+        "job",
+        "hello",
+        "--image=busybox",
+        "--",
+        "sh",
+        "-c",
+        "echo hello from kubectl",
+    ])
+    .await?;
+    let job: Value = serde_json::from_str(&k.ok(&["get", "job", "hello", "-o", "json"]).await?)?;
+    let pod_spec = &job["spec"]["template"]["spec"];
+    assert_eq!(pod_spec["restartPolicy"], "Never");
+    assert_eq!(pod_spec["containers"][0]["name"], "hello");
+    assert_eq!(pod_spec["containers"][0]["image"], "busybox");
+    assert_eq!(
+        pod_spec["containers"][0]["command"],
+        serde_json::json!(["sh", "-c", "echo hello from kubectl"])
+    );
+    k.ok(&["create", "deployment", "web", "--image=nginx", "--replicas=2"])
+        .await?;
+    let d: Value = serde_json::from_str(&k.ok(&["get", "deployment", "web", "-o", "json"]).await?)?;
+    assert_eq!(d["spec"]["replicas"], 2);
+    assert_eq!(d["spec"]["selector"]["matchLabels"]["app"], "web");
+    assert_eq!(d["spec"]["template"]["metadata"]["labels"]["app"], "web");
+    assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["image"], "nginx");
+    Ok(())
+}

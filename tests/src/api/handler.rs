@@ -180,7 +180,7 @@ impl ApiServer {
             "/version" => return Ok(json_response(200, &self.version_info())),
             _ => {}
         }
-        let user = self.authenticate(&parts.headers)?;
+        let user = self.impersonate(self.authenticate(&parts.headers)?, &parts.headers)?;
         if path == "/api" {
             let addr = self
                 .https_addr
@@ -374,6 +374,13 @@ impl ApiServer {
             namespace: p.namespace.clone(),
             name: name.clone(),
         };
+        if res.group == "authorization.k8s.io" && method == Method::POST && p.name.is_none() {
+            if res.plural != "selfsubjectaccessreviews" {
+                self.authorize(user, &attrs)?;
+            }
+            let review = self.access_review(user, &res.plural, parse_body(&parts.headers, &body)?)?;
+            return Ok(json_response(201, &review));
+        }
         self.authorize(user, &attrs)?;
         let write = !matches!(verb, "get" | "list" | "watch");
         let decision = self.faults.decide(write);
@@ -434,7 +441,7 @@ impl ApiServer {
                 Ok(json_response(200, &present(res, v, &obj)))
             }
             (Method::POST, None, None) => {
-                let obj = parse_json(&body)?;
+                let obj = parse_body(&parts.headers, &body)?;
                 let created = self.create_object(res, v, ns, obj, wopts)?;
                 Ok(json_response(201, &present(res, v, &created)))
             }
@@ -442,7 +449,7 @@ impl ApiServer {
                 if sub.is_some() && !res.status {
                     return Err(ApiError::no_route());
                 }
-                let obj = parse_json(&body)?;
+                let obj = parse_body(&parts.headers, &body)?;
                 let updated = self.update_object(res, v, ns, n, obj, sub.is_some(), wopts)?;
                 Ok(json_response(200, &present(res, v, &updated)))
             }
@@ -584,6 +591,18 @@ fn group_json(group: &str, versions: &[String]) -> Value {
         .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
         .collect();
     json!({"name": group, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(Value::Null)})
+}
+
+/// The body as JSON, whatever its encoding (JSON, YAML, or Kubernetes protobuf).
+fn parse_body(headers: &http::HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+    let ct = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if ct.starts_with(super::protobuf::CONTENT_TYPE) || body.starts_with(b"k8s\0") {
+        return super::protobuf::to_json(body);
+    }
+    parse_json(body)
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, ApiError> {

@@ -20,6 +20,7 @@ mod gc;
 mod handler;
 pub mod objects;
 pub mod patch;
+pub mod protobuf;
 pub mod resources;
 pub mod schema;
 pub mod selectors;

@@ -753,6 +753,9 @@ fn builtin_defaults_on_create(res: &ResourceInfo, obj: &mut Value) {
             }
             map.insert("status".into(), json!({"phase": "Pending"}));
         }
+        ("", "secrets") if map.get("type").and_then(Value::as_str).is_none_or(str::is_empty) => {
+            map.insert("type".into(), json!("Opaque"));
+        }
         ("", "persistentvolumeclaims") => {
             map.insert("status".into(), json!({"phase": "Pending"}));
         }

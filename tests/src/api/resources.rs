@@ -177,6 +177,20 @@ impl Registry {
                 false,
             ),
             b("coordination.k8s.io", "v1", "leases", "Lease", true),
+            b(
+                "authorization.k8s.io",
+                "v1",
+                "selfsubjectaccessreviews",
+                "SelfSubjectAccessReview",
+                false,
+            ),
+            b(
+                "authorization.k8s.io",
+                "v1",
+                "subjectaccessreviews",
+                "SubjectAccessReview",
+                false,
+            ),
             b("events.k8s.io", "v1", "events", "Event", true).short(&["ev"]),
             b(
                 "apiextensions.k8s.io",
