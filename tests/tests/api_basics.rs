@@ -324,3 +324,38 @@ async fn a_status_apply_and_a_main_apply_by_one_manager_do_not_undo_each_other()
     assert_eq!(d.status.and_then(|s| s.replicas), Some(2));
     Ok(())
 }
+
+#[tokio::test]
+async fn lists_are_paginated_with_limit_and_continue_tokens() -> Result {
+    let server = ApiServer::new(ApiConfig::default())?;
+    let cms: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    for n in ["a", "b", "c", "d", "e"] {
+        cms.create(&PostParams::default(), &cm(n, &[("page", "yes")]))
+            .await?;
+    }
+    let mut names = Vec::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut lp = ListParams::default().labels("page=yes").limit(2);
+        if let Some(t) = &token {
+            lp = lp.continue_token(t);
+        }
+        let page = cms.list(&lp).await?;
+        pages += 1;
+        assert!(page.items.len() <= 2);
+        names.extend(page.items.into_iter().filter_map(|c| c.metadata.name));
+        // An object created between pages after the cursor shows up once.
+        if pages == 1 {
+            cms.create(&PostParams::default(), &cm("f", &[("page", "yes")]))
+                .await?;
+        }
+        token = page.metadata.continue_.filter(|c| !c.is_empty());
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(names, vec!["a", "b", "c", "d", "e", "f"]);
+    assert_eq!(pages, 3);
+    Ok(())
+}

@@ -419,15 +419,34 @@ impl ApiServer {
                 let (items, rv) = self
                     .store
                     .list(&res.group, &res.plural, (!ns.is_empty()).then_some(ns));
-                let items: Vec<Value> = items
+                let limit = q
+                    .get("limit")
+                    .and_then(|l| l.parse::<usize>().ok())
+                    .filter(|l| *l > 0);
+                // Continue tokens name the last returned (namespace, name): items are listed in
+                // that order, so pages neither repeat nor skip objects written meanwhile.
+                let after = match q.get("continue").filter(|c| !c.is_empty()) {
+                    Some(token) => Some(decode_continue(token)?),
+                    None => None,
+                };
+                let matching: Vec<&Arc<Value>> = items
                     .iter()
                     .filter(|o| labels.matches_object(o) && fields.matches(o))
-                    .map(|o| present(res, v, o))
+                    .filter(|o| after.as_ref().is_none_or(|a| &position(o) > a))
                     .collect();
+                let take = limit.unwrap_or(matching.len()).min(matching.len());
+                let mut meta = json!({"resourceVersion": rv.to_string()});
+                if take < matching.len()
+                    && let Some(last) = matching.get(take.wrapping_sub(1))
+                {
+                    meta["continue"] = json!(encode_continue(&position(last)));
+                    meta["remainingItemCount"] = json!(matching.len() - take);
+                }
+                let items: Vec<Value> = matching.iter().take(take).map(|o| present(res, v, o)).collect();
                 Ok(json_response(
                     200,
                     &json!({"kind": format!("{}List", res.kind), "apiVersion": res.api_version(v),
-                        "metadata": {"resourceVersion": rv.to_string()}, "items": items}),
+                        "metadata": meta, "items": items}),
                 ))
             }
             (Method::GET, Some(n), None | Some("status")) => {
@@ -583,6 +602,31 @@ pub(crate) fn node_error(e: NodeError) -> ApiError {
         NodeError::BadRequest(m) => ApiError::bad_request(m),
         NodeError::Internal(m) => ApiError::internal(m),
     }
+}
+
+fn position(obj: &Value) -> (String, String) {
+    (
+        meta_str(obj, "namespace").unwrap_or("").to_string(),
+        meta_str(obj, "name").unwrap_or("").to_string(),
+    )
+}
+
+fn encode_continue(pos: &(String, String)) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}\0{}", pos.0, pos.1))
+}
+
+fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| ApiError::bad_request("invalid continue token"))?;
+    let (ns, name) = raw
+        .split_once('\0')
+        .ok_or_else(|| ApiError::bad_request("invalid continue token"))?;
+    Ok((ns.to_string(), name.to_string()))
 }
 
 fn group_json(group: &str, versions: &[String]) -> Value {
