@@ -359,3 +359,108 @@ async fn lists_are_paginated_with_limit_and_continue_tokens() -> Result {
     assert_eq!(pages, 3);
     Ok(())
 }
+
+fn status_of(r: std::result::Result<impl std::fmt::Debug, kube::Error>) -> (u16, String) {
+    match r {
+        Err(kube::Error::Api(s)) => (s.code, s.message),
+        other => (0, format!("{other:?}")),
+    }
+}
+
+#[tokio::test]
+async fn built_in_kinds_are_validated_like_a_real_api_server() -> Result {
+    use k8s_openapi::api::batch::v1::Job;
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    let server = ApiServer::new(ApiConfig::default())?;
+    let client = server.client();
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    let job = |restart: &str, image: &str| -> serde_json::Result<Job> {
+        serde_json::from_value(json!({"metadata": {"name": "j"}, "spec": {"template": {"spec": {
+            "restartPolicy": restart,
+            "containers": [{"name": "c", "image": image, "volumeMounts": [{"name": "data", "mountPath": "/d"}]}],
+            "volumes": [{"name": "data", "emptyDir": {}}]}}}}))
+    };
+    let (code, msg) = status_of(jobs.create(&PostParams::default(), &job("Always", "x")?).await);
+    assert_eq!(code, 422);
+    assert!(
+        msg.contains("spec.template.spec.restartPolicy: Unsupported value: \"Always\""),
+        "{msg}"
+    );
+    jobs.create(&PostParams::default(), &job("Never", "x")?).await?;
+    let (code, msg) = status_of(
+        jobs.patch(
+            "j",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "y"}]}}}}),
+            ),
+        )
+        .await,
+    );
+    assert_eq!(code, 422);
+    assert!(
+        msg.contains("spec.template: Invalid value") && msg.contains("field is immutable"),
+        "{msg}"
+    );
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let bad: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "p", "labels": {"k8up.io/owned-by": "x".repeat(64)}},
+        "spec": {"containers": [{"name": "c", "image": "", "volumeMounts": [{"name": "nope", "mountPath": "/n"}]}]}}),
+    )?;
+    let (code, msg) = status_of(pods.create(&PostParams::default(), &bad).await);
+    assert_eq!(code, 422);
+    for part in [
+        "metadata.labels: Invalid value",
+        "spec.containers[0].image: Required value",
+        "spec.containers[0].volumeMounts[0].name: Not found: \"nope\"",
+    ] {
+        assert!(msg.contains(part), "{part} missing in {msg}");
+    }
+    let ok: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}),
+    )?;
+    pods.create(&PostParams::default(), &ok).await?;
+    pods.patch(
+        "p",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"nodeName": "node-a"}})),
+    )
+    .await?;
+    let (code, _) = status_of(
+        pods.patch(
+            "p",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"nodeName": "node-b"}})),
+        )
+        .await,
+    );
+    assert_eq!(code, 422, "a bound pod cannot move");
+    pods.patch(
+        "p",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"containers": [{"name": "c", "image": "z"}]}})),
+    )
+    .await?;
+
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client, "default");
+    let pvc: PersistentVolumeClaim = serde_json::from_value(json!({"metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}))?;
+    pvcs.create(&PostParams::default(), &pvc).await?;
+    pvcs.patch(
+        "data",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"volumeName": "pv-1"}})),
+    )
+    .await?;
+    let (code, _) = status_of(
+        pvcs.patch(
+            "data",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"accessModes": ["ReadWriteMany"]}})),
+        )
+        .await,
+    );
+    assert_eq!(code, 422);
+    Ok(())
+}

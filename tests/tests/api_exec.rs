@@ -141,8 +141,9 @@ async fn exec_into_a_missing_pod_is_404_and_into_a_stopped_one_is_the_agents_400
         Err(kube::Error::Api(s)) => assert_eq!(s.code, 404),
         other => panic!("expected 404, got {:?}", other.err()),
     }
-    let missing: Pod =
-        serde_json::from_value(json!({"metadata": {"name": "missing"}, "spec": {"containers": []}}))?;
+    let missing: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "missing"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}),
+    )?;
     Api::<Pod>::namespaced(server.client(), "default")
         .create(&PostParams::default(), &missing)
         .await?;

@@ -28,6 +28,7 @@ pub mod status;
 pub mod store;
 mod tls;
 mod transport;
+mod validation;
 mod watch;
 
 use std::collections::HashMap;

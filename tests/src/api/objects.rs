@@ -9,9 +9,9 @@ use serde_json::{Map, Value, json};
 use super::ApiServer;
 use super::patch::{self, PatchKind};
 use super::resources::ResourceInfo;
-use super::schema;
 use super::status::{ApiError, Cause};
 use super::store::{Mutation, ObjKey};
+use super::{schema, validation};
 
 /// How a delete should treat dependents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -328,6 +328,10 @@ impl ApiServer {
         }
         self.validate_custom(res, version, &mut obj, wopts.strict_fields)?;
         builtin_defaults_on_create(res, &mut obj);
+        let causes = validation::validate(res, &obj, None);
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(&res.kind, &res.group, &name, causes));
+        }
         if dry_run {
             return Ok(Arc::new(obj));
         }
@@ -443,6 +447,10 @@ impl ApiServer {
         }
         self.validate_custom(res, version, &mut next, strict)?;
         builtin_defaults_on_update(res, &mut next);
+        let causes = validation::validate(res, &next, Some(existing));
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(&res.kind, &res.group, &name, causes));
+        }
         if spec_part(res, &next) != spec_part(res, existing) {
             let g = meta(existing)
                 .get("generation")
