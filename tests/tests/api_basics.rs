@@ -234,3 +234,233 @@ async fn generate_name_and_server_side_apply_create_and_merge() -> Result {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn deletecollection_removes_only_the_selected_objects() -> Result {
+    let server = ApiServer::new(ApiConfig::default())?;
+    let cms: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    for (n, l) in [("a", "x"), ("b", "x"), ("c", "y")] {
+        cms.create(&PostParams::default(), &cm(n, &[("tier", l)])).await?;
+    }
+    cms.delete_collection(&DeleteParams::default(), &ListParams::default().labels("tier=x"))
+        .await?;
+    let left: Vec<String> = cms
+        .list(&ListParams::default().labels("tier"))
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    assert_eq!(left, vec!["c"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn events_published_by_the_kube_runtime_recorder_are_stored() -> Result {
+    use k8s_openapi::api::events::v1::Event;
+    use kube::runtime::events::{Event as RecordedEvent, EventType, Recorder, Reporter};
+    let server = ApiServer::new(ApiConfig::default())?;
+    let client = server.client();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let target = cms.create(&PostParams::default(), &cm("target", &[])).await?;
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "tester".into(),
+            instance: None,
+        },
+    );
+    let reference = kube::Resource::object_ref(&target, &());
+    for _ in 0..2 {
+        recorder
+            .publish(
+                &RecordedEvent {
+                    type_: EventType::Warning,
+                    reason: "SomethingFailed".into(),
+                    note: Some("it broke".into()),
+                    action: "Testing".into(),
+                    secondary: None,
+                },
+                &reference,
+            )
+            .await?;
+    }
+    let events: Api<Event> = Api::namespaced(client, "default");
+    let list = events.list(&ListParams::default()).await?.items;
+    assert_eq!(
+        list.len(),
+        1,
+        "the second publish updates the series of the first"
+    );
+    assert_eq!(list[0].reason.as_deref(), Some("SomethingFailed"));
+    assert_eq!(
+        list[0].regarding.as_ref().and_then(|r| r.name.as_deref()),
+        Some("target")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_status_apply_and_a_main_apply_by_one_manager_do_not_undo_each_other() -> Result {
+    let server = ApiServer::new(ApiConfig::default())?;
+    let deps: Api<Deployment> = Api::namespaced(server.client(), "default");
+    let pp = PatchParams::apply("ctl").force();
+    let main = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "labels": {"a": "1"}},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"a": "b"}},
+            "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}});
+    deps.patch("d", &pp, &Patch::Apply(&main)).await?;
+    let status = json!({"apiVersion": "apps/v1", "kind": "Deployment", "status": {"replicas": 2}});
+    deps.patch_status("d", &pp, &Patch::Apply(&status)).await?;
+    let mut main2 = main.clone();
+    main2["metadata"]["labels"] = json!({"b": "2"});
+    let d = deps.patch("d", &pp, &Patch::Apply(&main2)).await?;
+    let labels = d.metadata.labels.unwrap_or_default();
+    assert_eq!(
+        labels.get("a"),
+        None,
+        "the label dropped from the main configuration is removed"
+    );
+    assert_eq!(labels.get("b").map(String::as_str), Some("2"));
+    assert_eq!(d.status.and_then(|s| s.replicas), Some(2));
+    Ok(())
+}
+
+#[tokio::test]
+async fn lists_are_paginated_with_limit_and_continue_tokens() -> Result {
+    let server = ApiServer::new(ApiConfig::default())?;
+    let cms: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    for n in ["a", "b", "c", "d", "e"] {
+        cms.create(&PostParams::default(), &cm(n, &[("page", "yes")]))
+            .await?;
+    }
+    let mut names = Vec::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut lp = ListParams::default().labels("page=yes").limit(2);
+        if let Some(t) = &token {
+            lp = lp.continue_token(t);
+        }
+        let page = cms.list(&lp).await?;
+        pages += 1;
+        assert!(page.items.len() <= 2);
+        names.extend(page.items.into_iter().filter_map(|c| c.metadata.name));
+        // An object created between pages after the cursor shows up once.
+        if pages == 1 {
+            cms.create(&PostParams::default(), &cm("f", &[("page", "yes")]))
+                .await?;
+        }
+        token = page.metadata.continue_.filter(|c| !c.is_empty());
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(names, vec!["a", "b", "c", "d", "e", "f"]);
+    assert_eq!(pages, 3);
+    Ok(())
+}
+
+fn status_of(r: std::result::Result<impl std::fmt::Debug, kube::Error>) -> (u16, String) {
+    match r {
+        Err(kube::Error::Api(s)) => (s.code, s.message),
+        other => (0, format!("{other:?}")),
+    }
+}
+
+#[tokio::test]
+async fn built_in_kinds_are_validated_like_a_real_api_server() -> Result {
+    use k8s_openapi::api::batch::v1::Job;
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    let server = ApiServer::new(ApiConfig::default())?;
+    let client = server.client();
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    let job = |restart: &str, image: &str| -> serde_json::Result<Job> {
+        serde_json::from_value(json!({"metadata": {"name": "j"}, "spec": {"template": {"spec": {
+            "restartPolicy": restart,
+            "containers": [{"name": "c", "image": image, "volumeMounts": [{"name": "data", "mountPath": "/d"}]}],
+            "volumes": [{"name": "data", "emptyDir": {}}]}}}}))
+    };
+    let (code, msg) = status_of(jobs.create(&PostParams::default(), &job("Always", "x")?).await);
+    assert_eq!(code, 422);
+    assert!(
+        msg.contains("spec.template.spec.restartPolicy: Unsupported value: \"Always\""),
+        "{msg}"
+    );
+    jobs.create(&PostParams::default(), &job("Never", "x")?).await?;
+    let (code, msg) = status_of(
+        jobs.patch(
+            "j",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "y"}]}}}}),
+            ),
+        )
+        .await,
+    );
+    assert_eq!(code, 422);
+    assert!(
+        msg.contains("spec.template: Invalid value") && msg.contains("field is immutable"),
+        "{msg}"
+    );
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let bad: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "p", "labels": {"k8up.io/owned-by": "x".repeat(64)}},
+        "spec": {"containers": [{"name": "c", "image": "", "volumeMounts": [{"name": "nope", "mountPath": "/n"}]}]}}),
+    )?;
+    let (code, msg) = status_of(pods.create(&PostParams::default(), &bad).await);
+    assert_eq!(code, 422);
+    for part in [
+        "metadata.labels: Invalid value",
+        "spec.containers[0].image: Required value",
+        "spec.containers[0].volumeMounts[0].name: Not found: \"nope\"",
+    ] {
+        assert!(msg.contains(part), "{part} missing in {msg}");
+    }
+    let ok: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}),
+    )?;
+    pods.create(&PostParams::default(), &ok).await?;
+    pods.patch(
+        "p",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"nodeName": "node-a"}})),
+    )
+    .await?;
+    let (code, _) = status_of(
+        pods.patch(
+            "p",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"nodeName": "node-b"}})),
+        )
+        .await,
+    );
+    assert_eq!(code, 422, "a bound pod cannot move");
+    pods.patch(
+        "p",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"containers": [{"name": "c", "image": "z"}]}})),
+    )
+    .await?;
+
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client, "default");
+    let pvc: PersistentVolumeClaim = serde_json::from_value(json!({"metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}))?;
+    pvcs.create(&PostParams::default(), &pvc).await?;
+    pvcs.patch(
+        "data",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"volumeName": "pv-1"}})),
+    )
+    .await?;
+    let (code, _) = status_of(
+        pvcs.patch(
+            "data",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"accessModes": ["ReadWriteMany"]}})),
+        )
+        .await,
+    );
+    assert_eq!(code, 422);
+    Ok(())
+}

@@ -261,3 +261,18 @@ async fn deleting_a_namespace_removes_its_contents_then_the_namespace() -> Resul
     assert!(left.is_empty());
     Ok(())
 }
+
+#[tokio::test]
+async fn a_watch_ends_after_its_timeout_seconds() -> Result {
+    let server = ApiServer::new(ApiConfig::default())?;
+    let cms: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    let rv = cms
+        .create(&PostParams::default(), &cm("t"))
+        .await?
+        .resource_version()
+        .ok_or("no rv")?;
+    let mut stream = cms.watch(&WatchParams::default().timeout(1), &rv).await?.boxed();
+    let end = tokio::time::timeout(Duration::from_secs(10), stream.next()).await?;
+    assert!(end.is_none(), "the stream ends without events: {end:?}");
+    Ok(())
+}

@@ -97,6 +97,66 @@ impl ApiServer {
         })
     }
 
+    /// Apply `Impersonate-User`/`Impersonate-Group` headers (admins only, as with the default
+    /// RBAC of a cluster), so `kubectl --as=system:serviceaccount:ns:name` works.
+    pub(crate) fn impersonate(&self, user: User, headers: &http::HeaderMap) -> Result<User, ApiError> {
+        let Some(name) = headers.get("impersonate-user").and_then(|v| v.to_str().ok()) else {
+            return Ok(user);
+        };
+        if !user.is_admin() {
+            return Err(ApiError::forbidden(format!(
+                "users \"{name}\" is forbidden: User \"{}\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope",
+                user.name
+            )));
+        }
+        let mut groups: Vec<String> = headers
+            .get_all("impersonate-group")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(String::from))
+            .collect();
+        Ok(user_with_groups(name, &mut groups))
+    }
+
+    /// Answer a (Self)SubjectAccessReview with RBAC's decision.
+    pub(crate) fn access_review(
+        &self,
+        user: &User,
+        plural: &str,
+        mut review: Value,
+    ) -> Result<Value, ApiError> {
+        let spec = review.get("spec").cloned().unwrap_or(Value::Null);
+        let subject = if plural == "subjectaccessreviews" {
+            let name = spec.get("user").and_then(Value::as_str).unwrap_or("");
+            let mut groups: Vec<String> = spec
+                .get("groups")
+                .and_then(Value::as_array)
+                .map(|g| g.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                .unwrap_or_default();
+            user_with_groups(name, &mut groups)
+        } else {
+            user.clone()
+        };
+        let ra = spec.get("resourceAttributes").cloned().unwrap_or(Value::Null);
+        let s = |k: &str| ra.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let attrs = Attributes {
+            verb: s("verb"),
+            group: s("group"),
+            resource: s("resource"),
+            subresource: Some(s("subresource")).filter(|x| !x.is_empty()),
+            namespace: s("namespace"),
+            name: s("name"),
+        };
+        let allowed = if spec.get("nonResourceAttributes").is_some() {
+            true
+        } else {
+            self.authorize(&subject, &attrs).is_ok()
+        };
+        if let Some(map) = review.as_object_mut() {
+            map.insert("status".into(), serde_json::json!({"allowed": allowed}));
+        }
+        Ok(review)
+    }
+
     /// Whether RBAC allows the request (403 in Kubernetes' words otherwise).
     pub(crate) fn authorize(&self, user: &User, attrs: &Attributes) -> Result<(), ApiError> {
         if user.is_admin() || self.rbac_allows(user, attrs) {
@@ -163,6 +223,29 @@ impl ApiServer {
             .get(&key)
             .and_then(|r| r.get("rules").and_then(Value::as_array).cloned())
             .unwrap_or_default()
+    }
+}
+
+/// A user by name, with the groups Kubernetes gives ServiceAccounts.
+fn user_with_groups(name: &str, groups: &mut Vec<String>) -> User {
+    if let Some(rest) = name.strip_prefix("system:serviceaccount:")
+        && let Some((ns, _)) = rest.split_once(':')
+    {
+        for g in [
+            "system:serviceaccounts".to_string(),
+            format!("system:serviceaccounts:{ns}"),
+        ] {
+            if !groups.contains(&g) {
+                groups.push(g);
+            }
+        }
+    }
+    if !groups.iter().any(|g| g == "system:authenticated") {
+        groups.push("system:authenticated".into());
+    }
+    User {
+        name: name.to_string(),
+        groups: groups.clone(),
     }
 }
 

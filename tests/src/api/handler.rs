@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::auth::{Attributes, User};
-use super::objects::{DeleteOptions, Propagation, meta_str, present};
+use super::objects::{DeleteOptions, Propagation, WriteOptions, meta_str, present};
 use super::patch::PatchKind;
 use super::resources::{ResourceInfo, api_resources};
 use super::selectors::{FieldSelector, LabelSelector};
@@ -152,10 +152,12 @@ impl ApiServer {
                 )));
             }
         };
-        match self.route(&parts, body, upgrade).await {
+        let resp = match self.route(&parts, body, upgrade).await {
             Ok(resp) => resp,
             Err(e) => error_response(&e),
-        }
+        };
+        tracing::debug!(method = %parts.method, uri = %parts.uri, status = resp.status().as_u16(), "api request");
+        resp
     }
 
     async fn route(
@@ -178,7 +180,7 @@ impl ApiServer {
             "/version" => return Ok(json_response(200, &self.version_info())),
             _ => {}
         }
-        let user = self.authenticate(&parts.headers)?;
+        let user = self.impersonate(self.authenticate(&parts.headers)?, &parts.headers)?;
         if path == "/api" {
             let addr = self
                 .https_addr
@@ -191,6 +193,9 @@ impl ApiServer {
                 &json!({"kind": "APIVersions", "versions": ["v1"],
                     "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": addr}]}),
             ));
+        }
+        if path == "/openapi/v3" || path.starts_with("/openapi/v3/") {
+            return self.openapi_v3(&path).map(|doc| json_response(200, &doc));
         }
         if path == "/apis" {
             let groups: Vec<Value> = self
@@ -247,6 +252,78 @@ impl ApiServer {
         self.dispatch(parts, &query, body, upgrade, &user, &res, &p).await
     }
 
+    /// A minimal OpenAPI v3: per group version, the PATCH operations with their GVK and the
+    /// `fieldValidation` parameter. That is what kubectl reads to choose server-side field
+    /// validation, so `kubectl apply` works without `--validate=false`. No schemas are served.
+    fn openapi_v3(&self, path: &str) -> Result<Value, ApiError> {
+        let mut gvs: Vec<(String, String)> = vec![(String::new(), "v1".to_string())];
+        for (g, vs) in self.registry.groups() {
+            gvs.extend(vs.into_iter().map(|v| (g.clone(), v)));
+        }
+        let gv_path = |g: &str, v: &str| {
+            if g.is_empty() {
+                format!("api/{v}")
+            } else {
+                format!("apis/{g}/{v}")
+            }
+        };
+        if path == "/openapi/v3" {
+            let hash = self.store.current_rv();
+            let mut paths = serde_json::Map::new();
+            for (g, v) in &gvs {
+                let p = gv_path(g, v);
+                paths.insert(
+                    p.clone(),
+                    json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={hash:016X}")}),
+                );
+            }
+            return Ok(json!({"paths": paths}));
+        }
+        let wanted = path.trim_start_matches("/openapi/v3/");
+        let (group, version) = gvs
+            .into_iter()
+            .find(|(g, v)| gv_path(g, v) == wanted)
+            .ok_or_else(ApiError::no_route)?;
+        let mut paths = serde_json::Map::new();
+        for r in self
+            .registry
+            .all()
+            .into_iter()
+            .filter(|r| r.group == group && r.serves(&version))
+        {
+            let prefix = if group.is_empty() {
+                format!("/api/{version}")
+            } else {
+                format!("/apis/{group}/{version}")
+            };
+            let item = if r.namespaced {
+                format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
+            } else {
+                format!("{prefix}/{}/{{name}}", r.plural)
+            };
+            paths.insert(
+                item,
+                json!({"patch": {
+                    "operationId": format!("patch{}", r.kind),
+                    "x-kubernetes-action": "patch",
+                    "x-kubernetes-group-version-kind": {"group": group, "version": version, "kind": r.kind},
+                    "parameters": [
+                        {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+                        {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+                        {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+                    ],
+                    "responses": {"200": {"description": "OK"}},
+                }}),
+            );
+        }
+        Ok(json!({
+            "openapi": "3.0.0",
+            "info": {"title": "Kubernetes", "version": self.config.git_version},
+            "paths": paths,
+            "components": {"schemas": {}},
+        }))
+    }
+
     pub(crate) fn version_info(&self) -> Value {
         let v = self.config.git_version.trim_start_matches('v');
         let mut it = v.split('.');
@@ -297,6 +374,13 @@ impl ApiServer {
             namespace: p.namespace.clone(),
             name: name.clone(),
         };
+        if res.group == "authorization.k8s.io" && method == Method::POST && p.name.is_none() {
+            if res.plural != "selfsubjectaccessreviews" {
+                self.authorize(user, &attrs)?;
+            }
+            let review = self.access_review(user, &res.plural, parse_body(&parts.headers, &body)?)?;
+            return Ok(json_response(201, &review));
+        }
         self.authorize(user, &attrs)?;
         let write = !matches!(verb, "get" | "list" | "watch");
         let decision = self.faults.decide(write);
@@ -306,7 +390,10 @@ impl ApiServer {
         if let Some(e) = decision.error {
             return Err(e);
         }
-        let dry_run = q.get("dryRun") == Some("All");
+        let wopts = WriteOptions {
+            dry_run: q.get("dryRun") == Some("All"),
+            strict_fields: q.get("fieldValidation") == Some("Strict"),
+        };
         let ns = p.namespace.as_str();
         let v = p.version.as_str();
         match (method.clone(), p.name.as_deref(), p.sub.as_deref()) {
@@ -332,15 +419,34 @@ impl ApiServer {
                 let (items, rv) = self
                     .store
                     .list(&res.group, &res.plural, (!ns.is_empty()).then_some(ns));
-                let items: Vec<Value> = items
+                let limit = q
+                    .get("limit")
+                    .and_then(|l| l.parse::<usize>().ok())
+                    .filter(|l| *l > 0);
+                // Continue tokens name the last returned (namespace, name): items are listed in
+                // that order, so pages neither repeat nor skip objects written meanwhile.
+                let after = match q.get("continue").filter(|c| !c.is_empty()) {
+                    Some(token) => Some(decode_continue(token)?),
+                    None => None,
+                };
+                let matching: Vec<&Arc<Value>> = items
                     .iter()
                     .filter(|o| labels.matches_object(o) && fields.matches(o))
-                    .map(|o| present(res, v, o))
+                    .filter(|o| after.as_ref().is_none_or(|a| &position(o) > a))
                     .collect();
+                let take = limit.unwrap_or(matching.len()).min(matching.len());
+                let mut meta = json!({"resourceVersion": rv.to_string()});
+                if take < matching.len()
+                    && let Some(last) = matching.get(take.wrapping_sub(1))
+                {
+                    meta["continue"] = json!(encode_continue(&position(last)));
+                    meta["remainingItemCount"] = json!(matching.len() - take);
+                }
+                let items: Vec<Value> = matching.iter().take(take).map(|o| present(res, v, o)).collect();
                 Ok(json_response(
                     200,
                     &json!({"kind": format!("{}List", res.kind), "apiVersion": res.api_version(v),
-                        "metadata": {"resourceVersion": rv.to_string()}, "items": items}),
+                        "metadata": meta, "items": items}),
                 ))
             }
             (Method::GET, Some(n), None | Some("status")) => {
@@ -354,16 +460,16 @@ impl ApiServer {
                 Ok(json_response(200, &present(res, v, &obj)))
             }
             (Method::POST, None, None) => {
-                let obj = parse_json(&body)?;
-                let created = self.create_object(res, v, ns, obj, dry_run)?;
+                let obj = parse_body(&parts.headers, &body)?;
+                let created = self.create_object(res, v, ns, obj, wopts)?;
                 Ok(json_response(201, &present(res, v, &created)))
             }
             (Method::PUT, Some(n), sub @ (None | Some("status"))) => {
                 if sub.is_some() && !res.status {
                     return Err(ApiError::no_route());
                 }
-                let obj = parse_json(&body)?;
-                let updated = self.update_object(res, v, ns, n, obj, sub.is_some(), dry_run)?;
+                let obj = parse_body(&parts.headers, &body)?;
+                let updated = self.update_object(res, v, ns, n, obj, sub.is_some(), wopts)?;
                 Ok(json_response(200, &present(res, v, &updated)))
             }
             (Method::PATCH, Some(n), sub @ (None | Some("status"))) => {
@@ -385,7 +491,7 @@ impl ApiServer {
                     &body,
                     q.get("fieldManager"),
                     sub.is_some(),
-                    dry_run,
+                    wopts,
                 )?;
                 Ok(json_response(
                     if created { 201 } else { 200 },
@@ -498,12 +604,49 @@ pub(crate) fn node_error(e: NodeError) -> ApiError {
     }
 }
 
+fn position(obj: &Value) -> (String, String) {
+    (
+        meta_str(obj, "namespace").unwrap_or("").to_string(),
+        meta_str(obj, "name").unwrap_or("").to_string(),
+    )
+}
+
+fn encode_continue(pos: &(String, String)) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}\0{}", pos.0, pos.1))
+}
+
+fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| ApiError::bad_request("invalid continue token"))?;
+    let (ns, name) = raw
+        .split_once('\0')
+        .ok_or_else(|| ApiError::bad_request("invalid continue token"))?;
+    Ok((ns.to_string(), name.to_string()))
+}
+
 fn group_json(group: &str, versions: &[String]) -> Value {
     let vs: Vec<Value> = versions
         .iter()
         .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
         .collect();
     json!({"name": group, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(Value::Null)})
+}
+
+/// The body as JSON, whatever its encoding (JSON, YAML, or Kubernetes protobuf).
+fn parse_body(headers: &http::HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+    let ct = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if ct.starts_with(super::protobuf::CONTENT_TYPE) || body.starts_with(b"k8s\0") {
+        return super::protobuf::to_json(body);
+    }
+    parse_json(body)
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
