@@ -43,7 +43,20 @@ pub fn merge(target: &mut Value, patch: &Value) {
 
 /// RFC 6902 patch.
 pub fn json(target: &mut Value, patch_body: &[u8]) -> Result<(), ApiError> {
-    let ops: json_patch::Patch = serde_json::from_slice(patch_body)
+    let raw: Vec<Value> = serde_json::from_slice(patch_body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
+    // Like the real server (evanphx/json-patch), `test` of `null` passes on a missing path;
+    // kube-runtime's finalizer helper relies on it when adding the first finalizer.
+    let raw: Vec<Value> = raw
+        .into_iter()
+        .filter(|op| {
+            let is_null_test = op.get("op").and_then(Value::as_str) == Some("test")
+                && op.get("value").is_some_and(Value::is_null);
+            let path = op.get("path").and_then(Value::as_str).unwrap_or("");
+            !(is_null_test && target.pointer(path).is_none_or(Value::is_null))
+        })
+        .collect();
+    let ops: json_patch::Patch = serde_json::from_value(Value::Array(raw))
         .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
     json_patch::patch(target, &ops).map_err(|e| ApiError::unprocessable_patch(e.to_string()))
 }
