@@ -1,6 +1,9 @@
 //! The sandbox and its host: `sandbox serve` works with kubectl and stops on SIGTERM, and nothing
 //! is left on the host (processes, mounts, directories) after a shutdown.
 
+// Helpers outside #[test] functions unwrap too: a failed setup step fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;

@@ -1,6 +1,9 @@
 //! The sandbox's Job controller and kubelet: Jobs run shell commands as local processes and report
 //! like Kubernetes (completion, backoffLimit, activeDeadlineSeconds, logs, termination messages).
 
+// Helpers outside #[test] functions unwrap too: a failed setup step fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;

@@ -1,6 +1,9 @@
 //! What a container sees in the sandbox: environment (`valueFrom`, `envFrom`, `$(VAR)`), volumes
 //! (PVC, secret, configMap, read-only mounts) and in-cluster credentials.
 
+// Helpers outside #[test] functions unwrap too: a failed setup step fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};

@@ -1,5 +1,8 @@
 //! Nodes, scheduling and Deployments in the sandbox.
 
+// Helpers outside #[test] functions unwrap too: a failed setup step fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -39,9 +42,14 @@ async fn node_of(c: &Client, pod: &str) -> String {
 async fn the_sandbox_has_three_ready_nodes_labelled_with_their_hostname() {
     let sb = Sandbox::start(SandboxConfig::default()).await.unwrap();
     let nodes: Api<Node> = Api::all(sb.client());
-    let list = wait_for("three nodes", LIMIT, || async {
+    let list = wait_for("three nodes with a status", LIMIT, || async {
         let l = nodes.list(&ListParams::default()).await?;
-        Ok::<_, kube::Error>((l.items.len() == 3).then_some(l.items))
+        // Nodes are created first and report Ready right after.
+        let reported = l
+            .items
+            .iter()
+            .all(|n| n.status.as_ref().is_some_and(|s| s.conditions.is_some()));
+        Ok::<_, kube::Error>((l.items.len() == 3 && reported).then_some(l.items))
     })
     .await
     .unwrap();
