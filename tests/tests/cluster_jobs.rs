@@ -241,3 +241,48 @@ async fn deleting_a_job_kills_its_running_pods() {
     .unwrap();
     sb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_k8up_image_runs_the_configured_k8up_binary_at_its_image_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("k8up");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho \"$0 called with: $*\"\nls /usr/local/bin/restic\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let restic = dir.path().join("restic");
+    std::fs::write(&restic, "#!/bin/sh\n").unwrap();
+    let cfg = SandboxConfig {
+        k8up_binary: Some(fake),
+        restic_binary: Some(restic),
+        ..SandboxConfig::default()
+    };
+    let sb = Sandbox::start(cfg).await.unwrap();
+    let c = sb.client();
+    let body = json!({
+        "metadata": { "name": "k8up-job" },
+        "spec": { "backoffLimit": 0, "template": { "spec": {
+            "restartPolicy": "Never",
+            "containers": [{
+                "name": "backup", "image": "ghcr.io/k8up-io/k8up:v2.13",
+                "command": ["/usr/local/bin/k8up", "restic"], "args": ["-varDir", "/k8up"],
+            }],
+        }}},
+    });
+    create_job(&c, "default", body).await;
+    let j = wait_job_finished(&c, "default", "k8up-job", LIMIT).await.unwrap();
+    assert!(condition(&j, "Complete").is_some(), "{:?}", j.status);
+    let pods = job_pods(&c, "default", "k8up-job").await;
+    let name = pods[0].metadata.name.clone().unwrap();
+    let log = Api::<Pod>::namespaced(c.clone(), "default")
+        .logs(&name, &LogParams::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        log,
+        "/usr/local/bin/k8up called with: restic -varDir /k8up\n/usr/local/bin/restic\n"
+    );
+    sb.shutdown().await;
+}
