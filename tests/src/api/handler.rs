@@ -192,6 +192,9 @@ impl ApiServer {
                     "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": addr}]}),
             ));
         }
+        if path == "/openapi/v3" || path.starts_with("/openapi/v3/") {
+            return self.openapi_v3(&path).map(|doc| json_response(200, &doc));
+        }
         if path == "/apis" {
             let groups: Vec<Value> = self
                 .registry
@@ -245,6 +248,78 @@ impl ApiServer {
             return Err(ApiError::no_route());
         }
         self.dispatch(parts, &query, body, upgrade, &user, &res, &p).await
+    }
+
+    /// A minimal OpenAPI v3: per group version, the PATCH operations with their GVK and the
+    /// `fieldValidation` parameter. That is what kubectl reads to choose server-side field
+    /// validation, so `kubectl apply` works without `--validate=false`. No schemas are served.
+    fn openapi_v3(&self, path: &str) -> Result<Value, ApiError> {
+        let mut gvs: Vec<(String, String)> = vec![(String::new(), "v1".to_string())];
+        for (g, vs) in self.registry.groups() {
+            gvs.extend(vs.into_iter().map(|v| (g.clone(), v)));
+        }
+        let gv_path = |g: &str, v: &str| {
+            if g.is_empty() {
+                format!("api/{v}")
+            } else {
+                format!("apis/{g}/{v}")
+            }
+        };
+        if path == "/openapi/v3" {
+            let hash = self.store.current_rv();
+            let mut paths = serde_json::Map::new();
+            for (g, v) in &gvs {
+                let p = gv_path(g, v);
+                paths.insert(
+                    p.clone(),
+                    json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={hash:016X}")}),
+                );
+            }
+            return Ok(json!({"paths": paths}));
+        }
+        let wanted = path.trim_start_matches("/openapi/v3/");
+        let (group, version) = gvs
+            .into_iter()
+            .find(|(g, v)| gv_path(g, v) == wanted)
+            .ok_or_else(ApiError::no_route)?;
+        let mut paths = serde_json::Map::new();
+        for r in self
+            .registry
+            .all()
+            .into_iter()
+            .filter(|r| r.group == group && r.serves(&version))
+        {
+            let prefix = if group.is_empty() {
+                format!("/api/{version}")
+            } else {
+                format!("/apis/{group}/{version}")
+            };
+            let item = if r.namespaced {
+                format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
+            } else {
+                format!("{prefix}/{}/{{name}}", r.plural)
+            };
+            paths.insert(
+                item,
+                json!({"patch": {
+                    "operationId": format!("patch{}", r.kind),
+                    "x-kubernetes-action": "patch",
+                    "x-kubernetes-group-version-kind": {"group": group, "version": version, "kind": r.kind},
+                    "parameters": [
+                        {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+                        {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+                        {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+                    ],
+                    "responses": {"200": {"description": "OK"}},
+                }}),
+            );
+        }
+        Ok(json!({
+            "openapi": "3.0.0",
+            "info": {"title": "Kubernetes", "version": self.config.git_version},
+            "paths": paths,
+            "components": {"schemas": {}},
+        }))
     }
 
     pub(crate) fn version_info(&self) -> Value {
