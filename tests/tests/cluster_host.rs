@@ -202,3 +202,35 @@ async fn nothing_is_left_on_the_host_after_shutdown() {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mountinfo.contains(scratch.to_str().unwrap()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_sandbox_without_shutdown_still_kills_its_pods_and_removes_scratch() {
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = dir.path().join("scratch");
+    let sb = Sandbox::start(SandboxConfig {
+        scratch_dir: Some(scratch.clone()),
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let body = json!({ "metadata": { "name": "sleeper" }, "spec": { "containers": [{ "name": "s", "image": "busybox" }] } });
+    Api::<Pod>::namespaced(sb.client(), "default")
+        .create(&PostParams::default(), &serde_json::from_value(body).unwrap())
+        .await
+        .unwrap();
+    wait_for("the sleeper to run", LIMIT, || async {
+        Ok::<_, ()>((!sb.kubelet().container_pids().is_empty()).then_some(()))
+    })
+    .await
+    .unwrap();
+    let pids = sb.kubelet().container_pids();
+    drop(sb);
+    for pid in pids {
+        wait_for("the container to die", LIMIT, || async {
+            Ok::<_, ()>((!Path::new(&format!("/proc/{pid}")).exists()).then_some(()))
+        })
+        .await
+        .unwrap();
+    }
+    assert!(!scratch.exists());
+}
