@@ -252,3 +252,50 @@ async fn a_deployment_whose_pods_never_become_ready_exceeds_its_progress_deadlin
     assert_eq!(d.status.unwrap().available_replicas.unwrap_or(0), 0);
     sb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_a_deployment_template_replaces_its_pods() {
+    let sb = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let c = sb.client();
+    create::<Deployment>(&c, deployment("roll", 1, &["sleep", "infinity"], 600)).await;
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+    let running = |hash: Option<String>| {
+        let pods = pods.clone();
+        async move {
+            wait_for("one running pod of the template", LIMIT, || async {
+                let l = pods.list(&ListParams::default().labels("app=roll")).await?.items;
+                let live: Vec<&Pod> = l
+                    .iter()
+                    .filter(|p| p.metadata.deletion_timestamp.is_none())
+                    .collect();
+                let ok = live.len() == 1
+                    && live[0].status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                    && hash
+                        .as_ref()
+                        .is_none_or(|h| live[0].metadata.labels.as_ref().unwrap()["pod-template-hash"] != *h);
+                Ok::<_, kube::Error>(ok.then(|| {
+                    (
+                        live[0].metadata.name.clone().unwrap(),
+                        live[0].metadata.labels.as_ref().unwrap()["pod-template-hash"].clone(),
+                    )
+                }))
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let (first, hash) = running(None).await;
+    let deps: Api<Deployment> = Api::namespaced(c.clone(), "default");
+    let patch =
+        json!({ "spec": { "template": { "metadata": { "annotations": { "restartedAt": "now" } } } } });
+    deps.patch(
+        "roll",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .unwrap();
+    let (second, _) = running(Some(hash)).await;
+    assert_ne!(first, second);
+    sb.shutdown().await;
+}
