@@ -234,3 +234,93 @@ async fn generate_name_and_server_side_apply_create_and_merge() -> Result {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn deletecollection_removes_only_the_selected_objects() -> Result {
+    let server = ApiServer::new(ApiConfig::default())?;
+    let cms: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    for (n, l) in [("a", "x"), ("b", "x"), ("c", "y")] {
+        cms.create(&PostParams::default(), &cm(n, &[("tier", l)])).await?;
+    }
+    cms.delete_collection(&DeleteParams::default(), &ListParams::default().labels("tier=x"))
+        .await?;
+    let left: Vec<String> = cms
+        .list(&ListParams::default().labels("tier"))
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    assert_eq!(left, vec!["c"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn events_published_by_the_kube_runtime_recorder_are_stored() -> Result {
+    use k8s_openapi::api::events::v1::Event;
+    use kube::runtime::events::{Event as RecordedEvent, EventType, Recorder, Reporter};
+    let server = ApiServer::new(ApiConfig::default())?;
+    let client = server.client();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let target = cms.create(&PostParams::default(), &cm("target", &[])).await?;
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "tester".into(),
+            instance: None,
+        },
+    );
+    let reference = kube::Resource::object_ref(&target, &());
+    for _ in 0..2 {
+        recorder
+            .publish(
+                &RecordedEvent {
+                    type_: EventType::Warning,
+                    reason: "SomethingFailed".into(),
+                    note: Some("it broke".into()),
+                    action: "Testing".into(),
+                    secondary: None,
+                },
+                &reference,
+            )
+            .await?;
+    }
+    let events: Api<Event> = Api::namespaced(client, "default");
+    let list = events.list(&ListParams::default()).await?.items;
+    assert_eq!(
+        list.len(),
+        1,
+        "the second publish updates the series of the first"
+    );
+    assert_eq!(list[0].reason.as_deref(), Some("SomethingFailed"));
+    assert_eq!(
+        list[0].regarding.as_ref().and_then(|r| r.name.as_deref()),
+        Some("target")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_status_apply_and_a_main_apply_by_one_manager_do_not_undo_each_other() -> Result {
+    let server = ApiServer::new(ApiConfig::default())?;
+    let deps: Api<Deployment> = Api::namespaced(server.client(), "default");
+    let pp = PatchParams::apply("ctl").force();
+    let main = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "labels": {"a": "1"}},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"a": "b"}},
+            "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}});
+    deps.patch("d", &pp, &Patch::Apply(&main)).await?;
+    let status = json!({"apiVersion": "apps/v1", "kind": "Deployment", "status": {"replicas": 2}});
+    deps.patch_status("d", &pp, &Patch::Apply(&status)).await?;
+    let mut main2 = main.clone();
+    main2["metadata"]["labels"] = json!({"b": "2"});
+    let d = deps.patch("d", &pp, &Patch::Apply(&main2)).await?;
+    let labels = d.metadata.labels.unwrap_or_default();
+    assert_eq!(
+        labels.get("a"),
+        None,
+        "the label dropped from the main configuration is removed"
+    );
+    assert_eq!(labels.get("b").map(String::as_str), Some("2"));
+    assert_eq!(d.status.and_then(|s| s.replicas), Some(2));
+    Ok(())
+}

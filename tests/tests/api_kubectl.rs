@@ -245,6 +245,14 @@ spec:
         .await?;
     assert_ne!(code, 0);
     assert!(err.contains("Unsupported value: \"green\""), "{err}");
+    // kubectl's default validation is server-side and strict: unknown fields are refused.
+    std::fs::write(
+        &cr,
+        "apiVersion: test.k8up.io/v1\nkind: Gizmo\nmetadata: {name: g2, namespace: default}\nspec: {colour: red}\n",
+    )?;
+    let (code, _, err) = k.run(&["apply", "-f", cr.to_str().ok_or("path")?], None).await?;
+    assert_ne!(code, 0);
+    assert!(err.contains("unknown field \"spec.colour\""), "{err}");
     Ok(())
 }
 

@@ -64,6 +64,11 @@ impl ApiServer {
             .iter()
             .filter_map(|(_, o)| meta_str(o, "uid").map(String::from))
             .collect();
+        // Server-side apply memory of deleted objects is dropped.
+        self.applied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(uid, _), _| uids.contains(uid));
         let mut dependents: HashMap<String, Vec<(ObjKey, Arc<Value>)>> = HashMap::new();
         for (k, o) in &all {
             for u in owner_uids(o) {

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::auth::{Attributes, User};
-use super::objects::{DeleteOptions, Propagation, meta_str, present};
+use super::objects::{DeleteOptions, Propagation, WriteOptions, meta_str, present};
 use super::patch::PatchKind;
 use super::resources::{ResourceInfo, api_resources};
 use super::selectors::{FieldSelector, LabelSelector};
@@ -152,10 +152,12 @@ impl ApiServer {
                 )));
             }
         };
-        match self.route(&parts, body, upgrade).await {
+        let resp = match self.route(&parts, body, upgrade).await {
             Ok(resp) => resp,
             Err(e) => error_response(&e),
-        }
+        };
+        tracing::debug!(method = %parts.method, uri = %parts.uri, status = resp.status().as_u16(), "api request");
+        resp
     }
 
     async fn route(
@@ -381,7 +383,10 @@ impl ApiServer {
         if let Some(e) = decision.error {
             return Err(e);
         }
-        let dry_run = q.get("dryRun") == Some("All");
+        let wopts = WriteOptions {
+            dry_run: q.get("dryRun") == Some("All"),
+            strict_fields: q.get("fieldValidation") == Some("Strict"),
+        };
         let ns = p.namespace.as_str();
         let v = p.version.as_str();
         match (method.clone(), p.name.as_deref(), p.sub.as_deref()) {
@@ -430,7 +435,7 @@ impl ApiServer {
             }
             (Method::POST, None, None) => {
                 let obj = parse_json(&body)?;
-                let created = self.create_object(res, v, ns, obj, dry_run)?;
+                let created = self.create_object(res, v, ns, obj, wopts)?;
                 Ok(json_response(201, &present(res, v, &created)))
             }
             (Method::PUT, Some(n), sub @ (None | Some("status"))) => {
@@ -438,7 +443,7 @@ impl ApiServer {
                     return Err(ApiError::no_route());
                 }
                 let obj = parse_json(&body)?;
-                let updated = self.update_object(res, v, ns, n, obj, sub.is_some(), dry_run)?;
+                let updated = self.update_object(res, v, ns, n, obj, sub.is_some(), wopts)?;
                 Ok(json_response(200, &present(res, v, &updated)))
             }
             (Method::PATCH, Some(n), sub @ (None | Some("status"))) => {
@@ -460,7 +465,7 @@ impl ApiServer {
                     &body,
                     q.get("fieldManager"),
                     sub.is_some(),
-                    dry_run,
+                    wopts,
                 )?;
                 Ok(json_response(
                     if created { 201 } else { 200 },

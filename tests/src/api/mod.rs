@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use auth::User;
 pub use faults::{FaultConfig, Faults};
-pub use objects::{DeleteOptions, Propagation};
+pub use objects::{DeleteOptions, Propagation, WriteOptions};
 pub use resources::{Registry, ResourceInfo};
 pub use status::{ApiError, Cause};
 pub use store::{EventType, ObjKey, Store, StoreEvent};
@@ -149,7 +149,7 @@ impl ApiServer {
             for name in server.config.namespaces.clone() {
                 let body = serde_json::json!({"metadata": {"name": name}});
                 // A fresh store cannot already hold them; any error would be a bug in defaults.
-                if let Err(e) = server.create_object(&ns, "v1", "", body, false) {
+                if let Err(e) = server.create_object(&ns, "v1", "", body, WriteOptions::default()) {
                     tracing::warn!(error = %e, "failed to create a default namespace");
                 }
             }

@@ -52,6 +52,16 @@ pub struct DeleteOptions {
     pub dry_run: bool,
 }
 
+/// Options of a create, update or patch.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteOptions {
+    /// `dryRun=All`: validate and answer, but do not persist.
+    pub dry_run: bool,
+    /// `fieldValidation=Strict`: unknown fields of custom resources are an error instead of
+    /// being pruned silently.
+    pub strict_fields: bool,
+}
+
 pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
@@ -167,14 +177,29 @@ impl ApiServer {
         ObjKey::new(&res.group, &res.plural, ns, name)
     }
 
-    fn validate_custom(&self, res: &ResourceInfo, version: &str, obj: &mut Value) -> Result<(), ApiError> {
+    fn validate_custom(
+        &self,
+        res: &ResourceInfo,
+        version: &str,
+        obj: &mut Value,
+        strict: bool,
+    ) -> Result<(), ApiError> {
         if !res.custom {
             return Ok(());
         }
         let Some(schema) = res.schemas.get(version).or_else(|| res.schemas.values().next()) else {
             return Ok(());
         };
-        let causes = schema::validate(schema, obj);
+        let (causes, pruned) = schema::validate(schema.as_ref(), obj);
+        if strict && !pruned.is_empty() {
+            let fields: Vec<String> = pruned.iter().map(|p| format!("unknown field \"{p}\"")).collect();
+            return Err(ApiError::bad_request(format!(
+                "{} in version \"{version}\" cannot be handled as a {}: strict decoding error: {}",
+                res.kind,
+                res.kind,
+                fields.join(", ")
+            )));
+        }
         if causes.is_empty() {
             Ok(())
         } else {
@@ -225,8 +250,9 @@ impl ApiServer {
         version: &str,
         namespace: &str,
         mut obj: Value,
-        dry_run: bool,
+        wopts: WriteOptions,
     ) -> Result<Arc<Value>, ApiError> {
+        let dry_run = wopts.dry_run;
         if !obj.is_object() {
             return Err(ApiError::bad_request(
                 "the body of the request must be a JSON object",
@@ -300,7 +326,7 @@ impl ApiServer {
                 map.remove("status");
             }
         }
-        self.validate_custom(res, version, &mut obj)?;
+        self.validate_custom(res, version, &mut obj, wopts.strict_fields)?;
         builtin_defaults_on_create(res, &mut obj);
         if dry_run {
             return Ok(Arc::new(obj));
@@ -323,7 +349,7 @@ impl ApiServer {
         };
         let body = json!({"metadata": {"name": "default"}});
         // AlreadyExists is fine: the namespace existed before.
-        let _ = self.create_object(&sa, "v1", namespace, body, false);
+        let _ = self.create_object(&sa, "v1", namespace, body, WriteOptions::default());
     }
 
     /// The new state of `existing` after an update with `incoming` (PUT semantics), or `Unchanged`.
@@ -334,6 +360,7 @@ impl ApiServer {
         existing: &Value,
         mut incoming: Value,
         status_only: bool,
+        strict: bool,
     ) -> Result<Mutation, ApiError> {
         let name = meta_str(existing, "name").unwrap_or("").to_string();
         if let Some(rv) = meta_str(&incoming, "resourceVersion")
@@ -414,7 +441,7 @@ impl ApiServer {
             map.insert("apiVersion".into(), json!(res.api_version(version)));
             map.insert("kind".into(), json!(res.kind));
         }
-        self.validate_custom(res, version, &mut next)?;
+        self.validate_custom(res, version, &mut next, strict)?;
         builtin_defaults_on_update(res, &mut next);
         if spec_part(res, &next) != spec_part(res, existing) {
             let g = meta(existing)
@@ -443,6 +470,7 @@ impl ApiServer {
     }
 
     /// Replace an object (PUT), or only its status when `status_only`.
+    #[allow(clippy::too_many_arguments)]
     pub fn update_object(
         &self,
         res: &ResourceInfo,
@@ -451,8 +479,9 @@ impl ApiServer {
         name: &str,
         incoming: Value,
         status_only: bool,
-        dry_run: bool,
+        wopts: WriteOptions,
     ) -> Result<Arc<Value>, ApiError> {
+        let dry_run = wopts.dry_run;
         if !incoming.is_object() {
             return Err(ApiError::bad_request(
                 "the body of the request must be a JSON object",
@@ -462,7 +491,7 @@ impl ApiServer {
         let mut dry: Option<Arc<Value>> = None;
         let stored = self.store.mutate(&key, |existing| {
             let existing = existing.ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
-            let m = self.updated(res, version, existing, incoming, status_only)?;
+            let m = self.updated(res, version, existing, incoming, status_only, wopts.strict_fields)?;
             if dry_run {
                 dry = Some(Arc::new(match m {
                     Mutation::Put(v) => v,
@@ -491,8 +520,9 @@ impl ApiServer {
         body: &[u8],
         field_manager: Option<&str>,
         status_only: bool,
-        dry_run: bool,
+        wopts: WriteOptions,
     ) -> Result<(Arc<Value>, bool), ApiError> {
+        let dry_run = wopts.dry_run;
         let key = Self::key(res, namespace, name);
         let parsed: Option<Value> = match kind {
             PatchKind::Json => None,
@@ -510,6 +540,12 @@ impl ApiServer {
                 ApiError::bad_request("PATCH, application/apply-patch+yaml requests must have a fieldManager")
             })?;
             let applied = parsed.clone().unwrap_or(Value::Null);
+            // A manager's main and status applies are separate configurations.
+            let ssa_manager = if status_only {
+                format!("{manager}/status")
+            } else {
+                manager.to_string()
+            };
             let existing = self.store.get(&key);
             let Some(existing) = existing else {
                 if status_only {
@@ -517,22 +553,22 @@ impl ApiServer {
                 }
                 let mut obj = applied.clone();
                 meta_mut(&mut obj).insert("name".into(), json!(name));
-                let created = self.create_object(res, version, namespace, obj, dry_run)?;
+                let created = self.create_object(res, version, namespace, obj, wopts)?;
                 if let Some(uid) = meta_str(&created, "uid") {
-                    self.remember_applied(uid, manager, &applied);
+                    self.remember_applied(uid, &ssa_manager, &applied);
                 }
                 return Ok((created, true));
             };
             let uid = meta_str(&existing, "uid").unwrap_or("").to_string();
-            let previous = self.applied_by(&uid, manager);
+            let previous = self.applied_by(&uid, &ssa_manager);
             let mut incoming = patch::apply(&existing, previous.as_ref(), &applied);
             // An applied configuration without a resourceVersion must not trip optimistic concurrency.
             if meta_str(&applied, "resourceVersion").is_none() {
                 meta_mut(&mut incoming).remove("resourceVersion");
             }
-            let out = self.update_object(res, version, namespace, name, incoming, status_only, dry_run)?;
+            let out = self.update_object(res, version, namespace, name, incoming, status_only, wopts)?;
             if !dry_run {
-                self.remember_applied(&uid, manager, &applied);
+                self.remember_applied(&uid, &ssa_manager, &applied);
             }
             return Ok((out, false));
         }
@@ -562,7 +598,7 @@ impl ApiServer {
                 }
                 _ => return Err(ApiError::bad_request("missing patch body")),
             }
-            let m = self.updated(res, version, existing, target, status_only)?;
+            let m = self.updated(res, version, existing, target, status_only, wopts.strict_fields)?;
             if dry_run {
                 dry = Some(Arc::new(match m {
                     Mutation::Put(v) => v,
@@ -680,7 +716,7 @@ impl ApiServer {
             meta_mut(&mut next).insert("finalizers".into(), json!(fins));
             meta_mut(&mut next).remove("resourceVersion");
             let version = res.versions.first().cloned().unwrap_or_default();
-            self.updated(&res, &version, existing, next, false)
+            self.updated(&res, &version, existing, next, false, false)
         });
         if result.is_ok() {
             self.after_write(&res);

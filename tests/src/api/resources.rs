@@ -2,7 +2,7 @@
 //! subresources and (for custom resources) the OpenAPI schema objects are validated against.
 
 use std::collections::BTreeMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use serde_json::{Value, json};
 
@@ -30,7 +30,7 @@ pub struct ResourceInfo {
     /// Categories (`all`).
     pub categories: Vec<String>,
     /// OpenAPI v3 schema per version (custom resources only).
-    pub schemas: BTreeMap<String, Value>,
+    pub schemas: BTreeMap<String, Arc<Value>>,
     /// Whether this came from a CustomResourceDefinition.
     pub custom: bool,
 }
@@ -205,18 +205,27 @@ impl Registry {
         all
     }
 
+    /// The first resource matching `pred`, cloning only that one (this runs on every request).
+    fn find(&self, pred: impl Fn(&ResourceInfo) -> bool) -> Option<ResourceInfo> {
+        if let Some(r) = self.builtins.iter().find(|r| pred(r)) {
+            return Some(r.clone());
+        }
+        self.custom
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|r| pred(r))
+            .cloned()
+    }
+
     /// The resource served at group/version/plural.
     pub fn lookup(&self, group: &str, version: &str, plural: &str) -> Option<ResourceInfo> {
-        self.all()
-            .into_iter()
-            .find(|r| r.group == group && r.plural == plural && r.serves(version))
+        self.find(|r| r.group == group && r.plural == plural && r.serves(version))
     }
 
     /// The resource of group/plural, whatever the version.
     pub fn by_plural(&self, group: &str, plural: &str) -> Option<ResourceInfo> {
-        self.all()
-            .into_iter()
-            .find(|r| r.group == group && r.plural == plural)
+        self.find(|r| r.group == group && r.plural == plural)
     }
 
     /// Replace the custom resources by those the given CRD objects describe.
@@ -277,7 +286,7 @@ fn from_crd(crd: &Value) -> Option<ResourceInfo> {
             status = true;
         }
         if let Some(schema) = v.pointer("/schema/openAPIV3Schema") {
-            schemas.insert(name.clone(), schema.clone());
+            schemas.insert(name.clone(), Arc::new(schema.clone()));
         }
         if v.get("storage").and_then(Value::as_bool) == Some(true) {
             storage_first = Some(name.clone());

@@ -6,13 +6,15 @@ use serde_json::{Map, Value};
 
 use super::status::Cause;
 
-/// Default, prune and validate `obj` in place; the field errors (empty = valid).
-pub fn validate(schema: &Value, obj: &mut Value) -> Vec<Cause> {
+/// Default, prune and validate `obj` in place: the field errors (empty = valid) and the paths of
+/// the unknown fields that were pruned.
+pub fn validate(schema: &Value, obj: &mut Value) -> (Vec<Cause>, Vec<String>) {
     apply_defaults(schema, obj, true);
-    prune(schema, obj, true);
+    let mut pruned = Vec::new();
+    prune(schema, obj, true, "", &mut pruned);
     let mut causes = Vec::new();
     check(schema, obj, "", true, &mut causes);
-    causes
+    (causes, pruned)
 }
 
 fn props(schema: &Value) -> Option<&Map<String, Value>> {
@@ -68,34 +70,38 @@ fn apply_defaults(schema: &Value, obj: &mut Value, root: bool) {
     }
 }
 
-fn prune(schema: &Value, obj: &mut Value, root: bool) {
+fn prune(schema: &Value, obj: &mut Value, root: bool, path: &str, pruned: &mut Vec<String>) {
     match obj {
         Value::Object(map) => {
             let keep_unknown = preserves(schema);
             let additional = schema.get("additionalProperties");
             let p = props(schema);
             map.retain(|key, _| {
-                keep_unknown
+                let keep = keep_unknown
                     || ((root || embedded(schema))
                         && matches!(key.as_str(), "apiVersion" | "kind" | "metadata"))
                     || p.is_some_and(|p| p.contains_key(key))
-                    || additional.is_some_and(|a| a.is_object() || a.as_bool() == Some(true))
+                    || additional.is_some_and(|a| a.is_object() || a.as_bool() == Some(true));
+                if !keep {
+                    pruned.push(join(path, key));
+                }
+                keep
             });
             for (key, v) in map.iter_mut() {
                 if root && key == "metadata" {
                     continue;
                 }
                 if let Some(sub) = p.and_then(|p| p.get(key)) {
-                    prune(sub, v, false);
+                    prune(sub, v, false, &join(path, key), pruned);
                 } else if let Some(ap) = additional.filter(|a| a.is_object()) {
-                    prune(ap, v, false);
+                    prune(ap, v, false, &join(path, key), pruned);
                 }
             }
         }
         Value::Array(items) => {
             if let Some(is) = schema.get("items") {
-                for v in items {
-                    prune(is, v, false);
+                for (i, v) in items.iter_mut().enumerate() {
+                    prune(is, v, false, &format!("{path}[{i}]"), pruned);
                 }
             }
         }
@@ -322,7 +328,9 @@ mod tests {
     fn defaults_are_applied_and_unknown_fields_pruned() {
         let mut obj = json!({"apiVersion": "x/v1", "kind": "K", "metadata": {"name": "n", "x": 1},
             "spec": {"size": 2, "bogus": true, "free": {"any": 1}}, "junk": 1});
-        assert!(validate(&schema(), &mut obj).is_empty());
+        let (causes, pruned) = validate(&schema(), &mut obj);
+        assert!(causes.is_empty());
+        assert_eq!(pruned, vec!["junk", "spec.bogus"]);
         assert_eq!(
             obj,
             json!({"apiVersion": "x/v1", "kind": "K", "metadata": {"name": "n", "x": 1},
@@ -334,16 +342,17 @@ mod tests {
     fn every_violation_is_reported_with_its_field() {
         let mut obj = json!({"spec": {"mode": "c", "free": {}}});
         let fields: Vec<String> = validate(&schema(), &mut obj)
+            .0
             .into_iter()
             .map(|c| c.field)
             .collect();
         assert_eq!(fields, vec!["spec.size", "spec.mode"]);
         let mut obj = json!({"spec": {"size": "big"}});
-        let causes = validate(&schema(), &mut obj);
+        let (causes, _) = validate(&schema(), &mut obj);
         assert_eq!(causes[0].reason, "FieldValueTypeInvalid");
         let mut obj = json!({"spec": {"size": 11}});
         assert!(
-            validate(&schema(), &mut obj)[0]
+            validate(&schema(), &mut obj).0[0]
                 .message
                 .contains("less than or equal to 10")
         );

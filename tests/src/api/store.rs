@@ -74,6 +74,9 @@ pub struct StoreEvent {
     pub prev: Option<Arc<Value>>,
 }
 
+/// The history a watch replays, and the receiver of everything after it.
+pub type WatchStart = (Vec<Arc<StoreEvent>>, broadcast::Receiver<Arc<StoreEvent>>);
+
 /// What a mutation wants done.
 #[derive(Debug)]
 pub enum Mutation {
@@ -233,12 +236,7 @@ impl Store {
     /// Events of one resource after `rv` still in the history, plus a receiver for everything
     /// later; taken under the lock so nothing is missed or duplicated. `Gone` when `rv` is older
     /// than the history.
-    pub fn watch_from(
-        &self,
-        group: &str,
-        resource: &str,
-        rv: u64,
-    ) -> Result<(Vec<Arc<StoreEvent>>, broadcast::Receiver<Arc<StoreEvent>>), ApiError> {
+    pub fn watch_from(&self, group: &str, resource: &str, rv: u64) -> Result<WatchStart, ApiError> {
         let inner = self.lock();
         if rv < inner.oldest {
             return Err(ApiError::gone(format!(
