@@ -110,6 +110,30 @@ async fn kubectl_against_sandbox_serve_creates_a_job_that_runs_and_completes() {
     let (ok, out) = run(&["logs", "-l", "job-name=hello"], None).await;
     assert!(ok, "{out}");
     assert_eq!(out, "hello from kubectl\n");
+    // A long-running pod, then exec into it: stdout, stdin and the exit code come back.
+    let (ok, out) = run(&["run", "app", "--image=alpine", "--", "sleep", "infinity"], None).await;
+    assert!(ok, "{out}");
+    let (ok, out) = run(
+        &["wait", "--for=condition=Ready", "pod/app", "--timeout=90s"],
+        None,
+    )
+    .await;
+    assert!(ok, "{out}");
+    let (ok, out) = run(&["exec", "app", "--", "sh", "-c", "echo in $(hostname)"], None).await;
+    assert!(ok, "{out}");
+    assert_eq!(out, "in app\n");
+    let (ok, out) = run(
+        &["exec", "-i", "app", "--", "sh", "-c", "tr a-z A-Z"],
+        Some("piped through\n"),
+    )
+    .await;
+    assert!(ok, "{out}");
+    assert_eq!(out, "PIPED THROUGH\n");
+    let (ok, out) = run(&["exec", "app", "--", "sh", "-c", "exit 3"], None).await;
+    assert!(!ok);
+    assert!(out.contains("exit code 3"), "{out}");
+    let (ok, out) = run(&["delete", "pod", "app", "--wait=true"], None).await;
+    assert!(ok, "{out}");
     let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let status = tokio::time::timeout(LIMIT, child.wait()).await.unwrap().unwrap();
