@@ -286,3 +286,44 @@ async fn a_k8up_image_runs_the_configured_k8up_binary_at_its_image_path() {
     );
     sb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_with_completions_and_parallelism_runs_that_many_pods() {
+    let sb = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let c = sb.client();
+    let mut body = shell_job("batch", "echo done", "Never", 0);
+    body["spec"]["completions"] = json!(3);
+    body["spec"]["parallelism"] = json!(2);
+    create_job(&c, "default", body).await;
+    let j = wait_job_finished(&c, "default", "batch", LIMIT).await.unwrap();
+    assert!(condition(&j, "Complete").is_some(), "{:?}", j.status);
+    assert_eq!(j.status.unwrap().succeeded, Some(3));
+    assert_eq!(job_pods(&c, "default", "batch").await.len(), 3);
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_job_is_deleted_after_its_ttl() {
+    let sb = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let c = sb.client();
+    let mut body = shell_job("short-lived", "true", "Never", 0);
+    body["spec"]["ttlSecondsAfterFinished"] = json!(1);
+    create_job(&c, "default", body).await;
+    let jobs: Api<Job> = Api::namespaced(c.clone(), "default");
+    wait_for("the job to be deleted", LIMIT, || async {
+        Ok::<_, kube::Error>(jobs.get_opt("short-lived").await?.is_none().then_some(()))
+    })
+    .await
+    .unwrap();
+    wait_for("its pods to be collected", LIMIT, || async {
+        Ok::<_, ()>(
+            job_pods(&c, "default", "short-lived")
+                .await
+                .is_empty()
+                .then_some(()),
+        )
+    })
+    .await
+    .unwrap();
+    sb.shutdown().await;
+}
