@@ -1,6 +1,23 @@
 //! The assembled sandbox cluster: the API server (in-process, HTTP and HTTPS), the controller
 //! manager, the simulated kubelet for all nodes, a kubeconfig and a scratch directory; shutdown
 //! stops every process it started and removes the scratch directory.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use k8up_tests::cluster::{Sandbox, SandboxConfig, wait_job_finished};
+//! let sandbox = Sandbox::start(SandboxConfig::default()).await?;
+//! let client = sandbox.client(); // admin, in-process; or use sandbox.kubeconfig_path() (HTTPS)
+//! // ... create a Job with kube-rs ...
+//! let job = wait_job_finished(&client, "default", "my-job", std::time::Duration::from_secs(60)).await?;
+//! # let _ = job;
+//! sandbox.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! What runs where: pods run as local processes on this host (see [`crate::runtime`] for the
+//! mount namespace layout and [`crate::runtime::images`] for what an image runs as), scheduled to
+//! simulated nodes (`node-a`, `node-b`, `node-c` by default) by [`crate::controllers`]; every pod
+//! has IP 127.0.0.1 and reaches the API server at `KUBERNETES_SERVICE_HOST:PORT` over HTTPS.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

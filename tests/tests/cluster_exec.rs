@@ -1,6 +1,9 @@
 //! `pods/exec` through the sandbox's HTTPS endpoint with kube-rs: large outputs stream, stdin
 //! reaches the command, and the exit status comes back.
 
+// Helpers outside #[test] functions unwrap too: a failed setup step fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use futures::StreamExt;

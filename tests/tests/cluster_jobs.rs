@@ -1,6 +1,9 @@
 //! The sandbox's Job controller and kubelet: Jobs run shell commands as local processes and report
 //! like Kubernetes (completion, backoffLimit, activeDeadlineSeconds, logs, termination messages).
 
+// Helpers outside #[test] functions unwrap too: a failed setup step fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
@@ -233,6 +236,92 @@ async fn deleting_a_job_kills_its_running_pods() {
     .unwrap();
     wait_for("the process to die", LIMIT, || async {
         Ok::<_, ()>((!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(()))
+    })
+    .await
+    .unwrap();
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_k8up_image_runs_the_configured_k8up_binary_at_its_image_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("k8up");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho \"$0 called with: $*\"\nls /usr/local/bin/restic\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let restic = dir.path().join("restic");
+    std::fs::write(&restic, "#!/bin/sh\n").unwrap();
+    let cfg = SandboxConfig {
+        k8up_binary: Some(fake),
+        restic_binary: Some(restic),
+        ..SandboxConfig::default()
+    };
+    let sb = Sandbox::start(cfg).await.unwrap();
+    let c = sb.client();
+    let body = json!({
+        "metadata": { "name": "k8up-job" },
+        "spec": { "backoffLimit": 0, "template": { "spec": {
+            "restartPolicy": "Never",
+            "containers": [{
+                "name": "backup", "image": "ghcr.io/k8up-io/k8up:v2.13",
+                "command": ["/usr/local/bin/k8up", "restic"], "args": ["-varDir", "/k8up"],
+            }],
+        }}},
+    });
+    create_job(&c, "default", body).await;
+    let j = wait_job_finished(&c, "default", "k8up-job", LIMIT).await.unwrap();
+    assert!(condition(&j, "Complete").is_some(), "{:?}", j.status);
+    let pods = job_pods(&c, "default", "k8up-job").await;
+    let name = pods[0].metadata.name.clone().unwrap();
+    let log = Api::<Pod>::namespaced(c.clone(), "default")
+        .logs(&name, &LogParams::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        log,
+        "/usr/local/bin/k8up called with: restic -varDir /k8up\n/usr/local/bin/restic\n"
+    );
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_with_completions_and_parallelism_runs_that_many_pods() {
+    let sb = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let c = sb.client();
+    let mut body = shell_job("batch", "echo done", "Never", 0);
+    body["spec"]["completions"] = json!(3);
+    body["spec"]["parallelism"] = json!(2);
+    create_job(&c, "default", body).await;
+    let j = wait_job_finished(&c, "default", "batch", LIMIT).await.unwrap();
+    assert!(condition(&j, "Complete").is_some(), "{:?}", j.status);
+    assert_eq!(j.status.unwrap().succeeded, Some(3));
+    assert_eq!(job_pods(&c, "default", "batch").await.len(), 3);
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_job_is_deleted_after_its_ttl() {
+    let sb = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let c = sb.client();
+    let mut body = shell_job("short-lived", "true", "Never", 0);
+    body["spec"]["ttlSecondsAfterFinished"] = json!(1);
+    create_job(&c, "default", body).await;
+    let jobs: Api<Job> = Api::namespaced(c.clone(), "default");
+    wait_for("the job to be deleted", LIMIT, || async {
+        Ok::<_, kube::Error>(jobs.get_opt("short-lived").await?.is_none().then_some(()))
+    })
+    .await
+    .unwrap();
+    wait_for("its pods to be collected", LIMIT, || async {
+        Ok::<_, ()>(
+            job_pods(&c, "default", "short-lived")
+                .await
+                .is_empty()
+                .then_some(()),
+        )
     })
     .await
     .unwrap();

@@ -1,6 +1,9 @@
 //! What a container sees in the sandbox: environment (`valueFrom`, `envFrom`, `$(VAR)`), volumes
 //! (PVC, secret, configMap, read-only mounts) and in-cluster credentials.
 
+// Helpers outside #[test] functions unwrap too: a failed setup step fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
@@ -199,5 +202,114 @@ async fn pods_get_service_account_credentials_that_the_api_server_accepts() {
     // The token is known (403: no RBAC grants it pods) while a wrong token is unknown (401); the CA
     // verifies the server certificate or curl would fail.
     assert_eq!(log, "default\n403\n401\n");
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_pod_sends_sigterm_before_killing_it() {
+    let sb = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let c = sb.client();
+    create::<k8s_openapi::api::core::v1::PersistentVolumeClaim>(
+        &c,
+        "default",
+        json!({ "metadata": { "name": "marks" }, "spec": { "accessModes": ["ReadWriteMany"], "resources": { "requests": { "storage": "1Gi" } } } }),
+    )
+    .await;
+    let vol = |name: &str, script: &str| {
+        let mut p = pod(
+            name,
+            script,
+            json!({
+                "container": { "volumeMounts": [{ "name": "m", "mountPath": "/marks" }] },
+                "spec": { "volumes": [{ "name": "m", "persistentVolumeClaim": { "claimName": "marks" } }] },
+            }),
+        );
+        p["spec"]["restartPolicy"] = json!("Always");
+        p
+    };
+    let script = "trap 'echo got-sigterm > /marks/term; exit 0' TERM; echo up > /marks/up; while true; do sleep 0.1; done";
+    create::<Pod>(&c, "default", vol("graceful", script)).await;
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+    let pvcs: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = Api::namespaced(c.clone(), "default");
+    let pv = wait_for("the pvc to bind", LIMIT, || async {
+        Ok::<_, kube::Error>(pvcs.get("marks").await?.spec.and_then(|s| s.volume_name))
+    })
+    .await
+    .unwrap();
+    let pv = Api::<k8s_openapi::api::core::v1::PersistentVolume>::all(c.clone())
+        .get(&pv)
+        .await
+        .unwrap();
+    let dir = std::path::PathBuf::from(pv.spec.unwrap().host_path.unwrap().path);
+    wait_for("the pod to start", LIMIT, || async {
+        Ok::<_, ()>(dir.join("up").exists().then_some(()))
+    })
+    .await
+    .unwrap();
+    pods.delete("graceful", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("the pod to go", LIMIT, || async {
+        Ok::<_, kube::Error>(pods.get_opt("graceful").await?.is_none().then_some(()))
+    })
+    .await
+    .unwrap();
+    wait_for("the trap to run", LIMIT, || async {
+        Ok::<_, ()>(dir.join("term").exists().then_some(()))
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("term")).unwrap(),
+        "got-sigterm\n"
+    );
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn following_a_log_streams_lines_until_the_container_ends_and_init_containers_run_first() {
+    use futures::AsyncBufReadExt;
+    use futures::TryStreamExt;
+    let sb = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let c = sb.client();
+    let mut body = pod(
+        "talker",
+        "cat /shared/init; for i in 1 2 3; do echo line $i; sleep 0.3; done",
+        json!({
+            "container": { "volumeMounts": [{ "name": "s", "mountPath": "/shared" }] },
+            "spec": { "volumes": [{ "name": "s", "emptyDir": {} }] },
+        }),
+    );
+    body["spec"]["initContainers"] = json!([{
+        "name": "init", "image": "busybox", "command": ["sh", "-c", "echo from-init > /shared/init"],
+        "volumeMounts": [{ "name": "s", "mountPath": "/shared" }],
+    }]);
+    create::<Pod>(&c, "default", body).await;
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+    wait_for("the talker to run", LIMIT, || async {
+        let p = pods.get("talker").await?;
+        Ok::<_, kube::Error>((p.status.and_then(|s| s.phase).as_deref() == Some("Running")).then_some(()))
+    })
+    .await
+    .unwrap();
+    let lp = LogParams {
+        follow: true,
+        container: Some("main".into()),
+        ..LogParams::default()
+    };
+    let lines: Vec<String> = pods
+        .log_stream("talker", &lp)
+        .await
+        .unwrap()
+        .lines()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(lines, ["from-init", "line 1", "line 2", "line 3"]);
+    let (phase, _) = finished_pod(&c, "default", "talker").await;
+    assert_eq!(phase, "Succeeded");
+    let p = pods.get("talker").await.unwrap();
+    let init = &p.status.unwrap().init_container_statuses.unwrap()[0];
+    assert_eq!(init.state.clone().unwrap().terminated.unwrap().exit_code, 0);
     sb.shutdown().await;
 }

@@ -1,5 +1,8 @@
 //! Nodes, scheduling and Deployments in the sandbox.
 
+// Helpers outside #[test] functions unwrap too: a failed setup step fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -39,9 +42,14 @@ async fn node_of(c: &Client, pod: &str) -> String {
 async fn the_sandbox_has_three_ready_nodes_labelled_with_their_hostname() {
     let sb = Sandbox::start(SandboxConfig::default()).await.unwrap();
     let nodes: Api<Node> = Api::all(sb.client());
-    let list = wait_for("three nodes", LIMIT, || async {
+    let list = wait_for("three nodes with a status", LIMIT, || async {
         let l = nodes.list(&ListParams::default()).await?;
-        Ok::<_, kube::Error>((l.items.len() == 3).then_some(l.items))
+        // Nodes are created first and report Ready right after.
+        let reported = l
+            .items
+            .iter()
+            .all(|n| n.status.as_ref().is_some_and(|s| s.conditions.is_some()));
+        Ok::<_, kube::Error>((l.items.len() == 3 && reported).then_some(l.items))
     })
     .await
     .unwrap();
@@ -242,5 +250,52 @@ async fn a_deployment_whose_pods_never_become_ready_exceeds_its_progress_deadlin
     .unwrap();
     assert_eq!(condition(&d, "Available").map(|c| c.0).as_deref(), Some("False"));
     assert_eq!(d.status.unwrap().available_replicas.unwrap_or(0), 0);
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_a_deployment_template_replaces_its_pods() {
+    let sb = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let c = sb.client();
+    create::<Deployment>(&c, deployment("roll", 1, &["sleep", "infinity"], 600)).await;
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+    let running = |hash: Option<String>| {
+        let pods = pods.clone();
+        async move {
+            wait_for("one running pod of the template", LIMIT, || async {
+                let l = pods.list(&ListParams::default().labels("app=roll")).await?.items;
+                let live: Vec<&Pod> = l
+                    .iter()
+                    .filter(|p| p.metadata.deletion_timestamp.is_none())
+                    .collect();
+                let ok = live.len() == 1
+                    && live[0].status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                    && hash
+                        .as_ref()
+                        .is_none_or(|h| live[0].metadata.labels.as_ref().unwrap()["pod-template-hash"] != *h);
+                Ok::<_, kube::Error>(ok.then(|| {
+                    (
+                        live[0].metadata.name.clone().unwrap(),
+                        live[0].metadata.labels.as_ref().unwrap()["pod-template-hash"].clone(),
+                    )
+                }))
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let (first, hash) = running(None).await;
+    let deps: Api<Deployment> = Api::namespaced(c.clone(), "default");
+    let patch =
+        json!({ "spec": { "template": { "metadata": { "annotations": { "restartedAt": "now" } } } } });
+    deps.patch(
+        "roll",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .unwrap();
+    let (second, _) = running(Some(hash)).await;
+    assert_ne!(first, second);
     sb.shutdown().await;
 }

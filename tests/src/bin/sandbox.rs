@@ -94,7 +94,10 @@ async fn main() -> anyhow::Result<()> {
             );
             wait_for_signal().await?;
             eprintln!("sandbox: stopping");
+            let kc = sandbox.kubeconfig_path().to_path_buf();
             sandbox.shutdown().await;
+            // The kubeconfig points at a server that is gone now.
+            let _ = std::fs::remove_file(kc);
         }
         Cmd::Demo { kubeconfig, exit } => {
             let cfg = SandboxConfig {
@@ -121,7 +124,9 @@ async fn main() -> anyhow::Result<()> {
                 println!("Press Ctrl-C to stop the sandbox.");
                 wait_for_signal().await?;
             }
+            let kc_path = sandbox.kubeconfig_path().to_path_buf();
             sandbox.shutdown().await;
+            let _ = std::fs::remove_file(kc_path);
             result?;
         }
     }

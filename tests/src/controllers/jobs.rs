@@ -319,18 +319,17 @@ async fn reconcile_one(
         o.iter()
             .any(|(k, v)| k != "uncountedTerminatedPods" && old.get(k) != Some(v))
     });
-    if changed {
-        if let Err(e) = jobs_api
+    if changed
+        && let Err(e) = jobs_api
             .patch_status(
                 &name,
                 &PatchParams::default(),
                 &Patch::Merge(&json!({ "status": status })),
             )
             .await
-            && !is_benign(&e)
-        {
-            return Err(api_err(format!("update status of job {ns}/{name}"))(e));
-        }
+        && !is_benign(&e)
+    {
+        return Err(api_err(format!("update status of job {ns}/{name}"))(e));
     }
     Ok(())
 }

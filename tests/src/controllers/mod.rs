@@ -60,9 +60,15 @@ pub(crate) fn api_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> 
     move |source| ControllerError::Api { action, source }
 }
 
-/// Whether a kube error is a 404 or 409 (the object went away or changed meanwhile: harmless).
+/// Whether a kube error is a 404: the object went away meanwhile, nothing left to do. (A 409 on a
+/// merge patch is no real conflict, those carry no resourceVersion: it is retried like any error.)
 pub(crate) fn is_benign(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 404 || s.code == 409)
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+/// Whether a create failed because the object already exists.
+pub(crate) fn already_exists(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409 && s.reason == "AlreadyExists")
 }
 
 /// The current time as a Kubernetes `Time` JSON value.

@@ -5,7 +5,7 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 
-use super::{ControllerConfig, ControllerError, World, api_err, is_benign, now_json};
+use super::{ControllerConfig, ControllerError, World, already_exists, api_err, now_json};
 use crate::kubelet::state::POD_IP;
 
 /// The label every node carries with its name (used by PV node affinity).
@@ -15,32 +15,36 @@ pub const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
 pub async fn ensure(client: &Client, cfg: &ControllerConfig, world: &World) -> Result<(), ControllerError> {
     let api: Api<Node> = Api::all(client.clone());
     for name in &cfg.nodes {
-        let exists = world
+        let node = world
             .nodes
             .iter()
-            .any(|n| n.metadata.name.as_deref() == Some(name));
-        if exists {
+            .find(|n| n.metadata.name.as_deref() == Some(name));
+        // The status is written separately, so a node whose status write failed is completed later.
+        let reported = node.is_some_and(|n| n.status.as_ref().is_some_and(|s| s.conditions.is_some()));
+        if reported {
             continue;
         }
-        let node: Node = serde_json::from_value(json!({
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {
-                "name": name,
-                "labels": {
-                    HOSTNAME_LABEL: name,
-                    "kubernetes.io/os": "linux",
-                    "kubernetes.io/arch": std::env::consts::ARCH,
-                    "node.kubernetes.io/instance-type": "sandbox",
-                }
-            },
-            "spec": {}
-        }))
-        .unwrap_or_default();
-        if let Err(e) = api.create(&PostParams::default(), &node).await
-            && !is_benign(&e)
-        {
-            return Err(api_err(format!("create node {name}"))(e));
+        if node.is_none() {
+            let node: Node = serde_json::from_value(json!({
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": name,
+                    "labels": {
+                        HOSTNAME_LABEL: name,
+                        "kubernetes.io/os": "linux",
+                        "kubernetes.io/arch": std::env::consts::ARCH,
+                        "node.kubernetes.io/instance-type": "sandbox",
+                    }
+                },
+                "spec": {}
+            }))
+            .unwrap_or_default();
+            if let Err(e) = api.create(&PostParams::default(), &node).await
+                && !already_exists(&e)
+            {
+                return Err(api_err(format!("create node {name}"))(e));
+            }
         }
         let now = now_json();
         let status = json!({ "status": {

@@ -203,3 +203,71 @@ pub async fn reconcile(client: &Client, world: &World) -> Result<(), ControllerE
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, zone: &str) -> Node {
+        serde_json::from_value(serde_json::json!({
+            "metadata": { "name": name, "labels": { "kubernetes.io/hostname": name, "zone": zone, "cores": "4" } }
+        }))
+        .unwrap()
+    }
+
+    fn req(key: &str, op: &str, values: &[&str]) -> NodeSelectorRequirement {
+        NodeSelectorRequirement {
+            key: key.into(),
+            operator: op.into(),
+            values: Some(values.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+
+    fn term(reqs: Vec<NodeSelectorRequirement>) -> NodeSelectorTerm {
+        NodeSelectorTerm {
+            match_expressions: Some(reqs),
+            match_fields: None,
+        }
+    }
+
+    #[test]
+    fn node_selector_operators_behave_like_kubernetes() {
+        let n = node("node-a", "east");
+        assert!(term_matches(
+            &term(vec![req("zone", "In", &["east", "west"])]),
+            &n
+        ));
+        assert!(!term_matches(&term(vec![req("zone", "NotIn", &["east"])]), &n));
+        assert!(term_matches(&term(vec![req("zone", "Exists", &[])]), &n));
+        assert!(term_matches(&term(vec![req("gpu", "DoesNotExist", &[])]), &n));
+        assert!(term_matches(&term(vec![req("cores", "Gt", &["2"])]), &n));
+        assert!(!term_matches(&term(vec![req("cores", "Lt", &["2"])]), &n));
+        assert!(!term_matches(&term(vec![]), &n), "an empty term matches nothing");
+    }
+
+    #[test]
+    fn terms_are_ored_and_expressions_anded() {
+        let n = node("node-b", "west");
+        let s = NodeSelector {
+            node_selector_terms: vec![
+                term(vec![req("zone", "In", &["east"])]),
+                term(vec![
+                    req("zone", "In", &["west"]),
+                    req("kubernetes.io/hostname", "In", &["node-b"]),
+                ]),
+            ],
+        };
+        assert!(selector_matches(&s, &n));
+        assert!(!selector_matches(&s, &node("node-c", "west")));
+    }
+
+    #[test]
+    fn a_pod_fits_a_node_only_if_its_node_selector_labels_all_match() {
+        let spec: PodSpec = serde_json::from_value(
+            serde_json::json!({ "containers": [], "nodeSelector": { "zone": "east", "cores": "4" } }),
+        )
+        .unwrap();
+        assert!(pod_fits(&spec, &node("node-a", "east")));
+        assert!(!pod_fits(&spec, &node("node-a", "west")));
+    }
+}

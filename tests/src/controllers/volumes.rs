@@ -12,7 +12,7 @@ use kube::{Api, Client};
 use serde_json::json;
 
 use super::nodes::HOSTNAME_LABEL;
-use super::{ControllerConfig, ControllerError, World, api_err, is_benign};
+use super::{ControllerConfig, ControllerError, World, already_exists, api_err, is_benign};
 
 /// Storage class given to provisioned PVs when the claim names none.
 pub const DEFAULT_STORAGE_CLASS: &str = "standard";
@@ -289,7 +289,7 @@ async fn provision(
     .unwrap_or_default();
     match api.create(&PostParams::default(), &pv).await {
         Ok(_) => Ok(Some(pv_name)),
-        Err(e) if is_benign(&e) => Ok(Some(pv_name)),
+        Err(e) if already_exists(&e) => Ok(Some(pv_name)),
         Err(e) => Err(api_err(format!("create persistentvolume {pv_name}"))(e)),
     }
 }

@@ -29,6 +29,9 @@ use crate::runtime::{self, ContainerSpec, ExecStdio, RootLayout};
 use prepare::{PodVolumes, PrepareError, ServiceEndpoint};
 use state::{ContainerRecord, Phase, Terminated};
 
+/// The shared container records of one pod.
+type Records = Arc<Mutex<Vec<ContainerRecord>>>;
+
 /// Returns the token of a ServiceAccount: `(namespace, name) -> token`.
 pub type TokenSource = Arc<dyn Fn(&str, &str) -> Option<String> + Send + Sync>;
 
@@ -65,7 +68,7 @@ impl std::fmt::Debug for KubeletConfig {
 struct PodEntry {
     namespace: String,
     name: String,
-    records: Arc<Mutex<Vec<ContainerRecord>>>,
+    records: Records,
     start_time: Timestamp,
     cancel: CancellationToken,
     task: Option<JoinHandle<()>>,
@@ -424,13 +427,7 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-async fn run_pod(
-    inner: Arc<Inner>,
-    pod: Pod,
-    pod_dir: PathBuf,
-    records: Arc<Mutex<Vec<ContainerRecord>>>,
-    cancel: CancellationToken,
-) {
+async fn run_pod(inner: Arc<Inner>, pod: Pod, pod_dir: PathBuf, records: Records, cancel: CancellationToken) {
     let spec = pod.spec.clone().unwrap_or_default();
     let all: Vec<usize> = (0..lock(&records).len()).collect();
     let volumes = until_configured(&inner, &records, &all, &cancel, || {
@@ -626,7 +623,7 @@ impl Inner {
         namespace: &str,
         pod: &str,
         container: Option<&str>,
-    ) -> Result<(Arc<Mutex<Vec<ContainerRecord>>>, usize), NodeError> {
+    ) -> Result<(Records, usize), NodeError> {
         let pods = lock(&self.pods);
         let entry = pods
             .values()

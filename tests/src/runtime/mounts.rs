@@ -381,7 +381,7 @@ impl Builder {
                     let abs = if t.is_absolute() { t } else { cur.join(t) };
                     let mut next = components(&abs.to_string_lossy()).unwrap_or_default();
                     // `..` in a symlink target: resolve lexically against the root.
-                    next.extend(comps.drain(..));
+                    next.append(&mut comps);
                     comps = next;
                     cur = PathBuf::from("/");
                 }
