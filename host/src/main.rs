@@ -1,5 +1,68 @@
-//! The `k8up` binary: parse the CLI, start telemetry, dispatch.
+//! The `k8up` binary: parse the CLI, start telemetry, dispatch. Everything else lives in the library.
 
-fn main() -> anyhow::Result<()> {
-    Ok(())
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use k8up::cli::Command;
+use k8up::operator::settings::OperatorSettings;
+use k8up::restic::ResticArgs;
+
+/// Exit status of a command this build does not implement yet (distinct from a failed run).
+const EXIT_NOT_IMPLEMENTED: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = k8up::cli::try_parse().unwrap_or_else(|error| error.exit());
+    if let Err(error) = k8up::telemetry::init(cli.debug, cli.log_format) {
+        print_error(&anyhow::Error::new(error));
+        return ExitCode::FAILURE;
+    }
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(error) => {
+            print_error(&error);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Operator(args) => {
+            let check_only = args.check_config;
+            let settings = OperatorSettings::from_args(args)?;
+            // `OperatorSettings`' Debug redacts every secret, so the whole configuration can be logged.
+            tracing::debug!(?settings, "validated operator settings");
+            if check_only {
+                println!("{settings:#?}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let runtime = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
+            runtime.block_on(k8up::operator::run(settings))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restic(args) => Ok(restic(args)),
+        Command::Crds(args) => {
+            k8up::cli::crds(&args, &mut std::io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Version => {
+            print!("{}", k8up::cli::VersionInfo::current());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `k8up restic`: swapped for `k8up::restic::run` when the wrapper lands.
+fn restic(args: ResticArgs) -> ExitCode {
+    let _ = args;
+    eprintln!("error: `k8up restic` is not implemented yet in this build");
+    ExitCode::from(EXIT_NOT_IMPLEMENTED)
+}
+
+/// Print the error and its whole cause chain, one cause per line.
+fn print_error(error: &anyhow::Error) {
+    eprintln!("error: {error}");
+    for cause in error.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
 }

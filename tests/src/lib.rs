@@ -1,3 +1,8 @@
 //! k8up-tests: the sandbox cluster and end-to-end test support.
 
+pub mod api;
+pub mod cluster;
+pub mod controllers;
+pub mod kubelet;
 pub mod node;
+pub mod runtime;
