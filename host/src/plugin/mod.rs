@@ -1,1 +1,14 @@
-//! placeholder; filled by its issue.
+//! The action-plugin host: the sandboxed engine, the contract bindings, the plan checks, the
+//! built-in plugins, the ConfigMap registry and the dry-run commands.
+
+pub mod bindings;
+pub mod engine;
+pub mod error;
+
+pub use engine::{Limits, Plugin, PluginEngine, sha256_hex};
+pub use error::Error;
+
+/// The contract types the host works with (the newest WIT version's).
+pub mod types {
+    pub use super::bindings::current::k8up::plugin::types::*;
+}
