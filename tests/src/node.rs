@@ -79,5 +79,8 @@ pub trait NodeAgent: Send + Sync + 'static {
     /// Start a command inside the container's mount namespace.
     fn exec(&self, req: ExecRequest) -> BoxFuture<'static, Result<ExecProcess, NodeError>>;
     /// Stream a container's log (stdout and stderr interleaved, as the kubelet does).
-    fn logs(&self, req: LogRequest) -> BoxFuture<'static, Result<BoxStream<'static, std::io::Result<Bytes>>, NodeError>>;
+    fn logs(
+        &self,
+        req: LogRequest,
+    ) -> BoxFuture<'static, Result<BoxStream<'static, std::io::Result<Bytes>>, NodeError>>;
 }
