@@ -73,7 +73,11 @@ impl CronSpec {
         };
         DueTicks {
             due,
-            missed: count.saturating_sub(1).min(MISSED_COUNT_LIMIT),
+            missed: if capped {
+                MISSED_COUNT_LIMIT
+            } else {
+                count.saturating_sub(1)
+            },
             missed_is_lower_bound: capped,
             next,
         }

@@ -117,6 +117,7 @@ impl CronSpec {
         let mut effective = trimmed.to_owned();
         let random = random::is_random(body);
         let body = if random {
+            random::check_known(body).map_err(fail)?;
             let seed = context
                 .seed
                 .as_ref()

@@ -44,6 +44,27 @@ pub fn is_random(descriptor: &str) -> bool {
     descriptor.starts_with('@') && descriptor.ends_with("-random")
 }
 
+/// The random descriptors this module expands.
+pub const DESCRIPTORS: [&str; 6] = [
+    "@hourly-random",
+    "@daily-random",
+    "@weekly-random",
+    "@monthly-random",
+    "@yearly-random",
+    "@annually-random",
+];
+
+/// Refuse an unknown `@…-random` name before anything else is looked at.
+pub(crate) fn check_known(descriptor: &str) -> Result<(), Problem> {
+    if DESCRIPTORS.contains(&descriptor) {
+        Ok(())
+    } else {
+        Err(Problem::UnknownRandom {
+            name: descriptor.to_owned(),
+        })
+    }
+}
+
 /// The 5-field expression that a random descriptor stands for, for this seed.
 pub fn expand(descriptor: &str, seed: &RandomSeed) -> Result<String, Problem> {
     let digest = Sha1::digest(seed.to_string().as_bytes());
