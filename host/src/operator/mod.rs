@@ -1,6 +1,7 @@
 //! `k8up operator`: the controller manager. For now only its configuration exists; the controllers arrive
 //! with issue 5.
 
+pub mod schedule;
 pub mod settings;
 
 /// Why the operator stopped.
