@@ -545,3 +545,25 @@ def test_the_notes_name_the_namespace_and_the_plugins():
     notes = render_files({"plugins": [{"name": "p", "base64": "AGFzbQ0AAQA="}]})["k8up/templates/NOTES.txt"]
     assert f"-n {RELEASE_NAMESPACE} get deployment {FULLNAME}" in notes
     assert "  - p" in notes
+
+
+def leaf_paths(node, prefix=""):
+    """Dotted paths of the leaves of a values mapping (lists and empty maps are leaves)."""
+    if isinstance(node, dict) and node:
+        for key, value in node.items():
+            yield from leaf_paths(value, f"{prefix}{key}.")
+    else:
+        yield prefix.rstrip(".")
+
+
+def test_the_readme_documents_every_value_and_no_other():
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    readme = (CHART / "README.md").read_text()
+    section = readme.split("\n## Values\n", 1)[1].split("\n## ", 1)[0]
+    rows = set(re.findall(r"^\| `([A-Za-z0-9_.]+)` \|", section, flags=re.MULTILINE))
+    leaves = set(leaf_paths(values))
+    # A row may document a whole map (podSecurityContext) instead of each default key inside it.
+    missing = sorted(p for p in leaves if not any(p == r or p.startswith(r + ".") for r in rows))
+    unknown = sorted(r for r in rows if not any(p == r or p.startswith(r + ".") for p in leaves))
+    assert missing == [], "values without a row in helm/k8up/README.md"
+    assert unknown == [], "README rows for values that do not exist"
