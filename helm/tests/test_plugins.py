@@ -68,6 +68,7 @@ def test_no_plugins_render_no_plugin_configmaps():
     [
         ({"base64": "AGFzbQ=="}, "plugins\\[0\\].name is required"),
         ({"name": "Not_A_Label", "base64": "AGFzbQ=="}, "must be a DNS label"),
+        ({"name": "p" * 64, "base64": "AGFzbQ=="}, "must be a DNS label"),
         ({"name": "p"}, "give base64 or file"),
         ({"name": "p", "base64": "AGFzbQ==", "file": "x.wasm"}, "not both"),
         ({"name": "p", "base64": "not base64!"}, "not valid standard base64"),
