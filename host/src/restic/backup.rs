@@ -1,0 +1,209 @@
+//! Backup mode: one snapshot per sub-directory of `BACKUP_DIR` (`--host <namespace>`), then one per annotated
+//! pod's dump; stats to the webhook and Pushgateway; the snapshots made go into the report.
+
+use std::path::Path;
+
+use chrono::Utc;
+
+use super::exec::{self, PodSelection};
+use super::json::{BackupMessage, BackupSummary};
+use super::notify::BackupStats;
+use super::report::{ReportSnapshot, ResticReport};
+use super::{Ctx, Error, startup};
+
+/// The sub-directories of `dir` in name order (files are ignored). A missing `dir` yields none.
+pub fn sub_directories(dir: &Path) -> Result<Vec<String>, Error> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(Error::Prepare {
+                what: format!("listing {}", dir.display()),
+                source,
+            });
+        }
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Runs the backup mode.
+pub async fn run(ctx: &Ctx, report: &mut ResticReport) -> Result<(), Error> {
+    let mounted = sub_directories(&ctx.cfg.backup_dir)?;
+    // Folder snapshots are first recorded with restic's (possibly short) ID and resolved in one listing at
+    // the end, also when a later step fails: snapshots that exist must be reported either way.
+    let mut pending: Vec<(String, String, BackupSummary)> = Vec::new();
+    let result = run_inner(ctx, report, &mounted, &mut pending).await;
+    if !pending.is_empty() {
+        resolve(ctx, report, &pending).await;
+    }
+    if let Ok(all) = startup::list_snapshots(ctx, &ctx.cfg.filter(false)).await {
+        ctx.notifier.snapshot_list(&ctx.cfg, &all).await;
+        ctx.notifier.available_snapshots(all.len());
+    }
+    result
+}
+
+async fn run_inner(
+    ctx: &Ctx,
+    report: &mut ResticReport,
+    mounted: &[String],
+    pending: &mut Vec<(String, String, BackupSummary)>,
+) -> Result<(), Error> {
+    for name in mounted {
+        let path = ctx.cfg.backup_dir.join(name).display().to_string();
+        let started = Utc::now();
+        let (summary, errors) = backup_folder(ctx, report, &path).await?;
+        if let Some(id) = &summary.snapshot_id {
+            pending.push((id.clone(), path.clone(), summary.clone()));
+        }
+        let stats = BackupStats {
+            folder: path,
+            started,
+            summary,
+            mounted: mounted.to_vec(),
+            errors,
+        };
+        ctx.notifier.backup_stats(&ctx.cfg, &stats).await;
+    }
+
+    if !ctx.cfg.pre_backup {
+        return Ok(());
+    }
+    let Some(client) = &ctx.kube else {
+        return Ok(());
+    };
+    let sel = PodSelection {
+        namespace: &ctx.cfg.host,
+        command_annotation: &ctx.cfg.command_annotation,
+        extension_annotation: &ctx.cfg.extension_annotation,
+        container_annotation: &ctx.cfg.container_annotation,
+        target_pods: &ctx.cfg.target_pods,
+    };
+    for target in exec::discover(client, &sel).await? {
+        tracing::info!(pod = %target.pod, container = %target.container, file = %target.filename, "backing up the output of the backup command");
+        let started = Utc::now();
+        let dump = exec::exec_pod_dump(
+            client,
+            &ctx.cfg.host,
+            &target,
+            &ctx.runner,
+            &ctx.cfg.globals,
+            &ctx.cfg.backup,
+        )
+        .await?;
+        tracing::info!(snapshot = %dump.snapshot.short_id(), bytes = dump.bytes, sha256 = %dump.sha256, "dump stored");
+        report.created.push(ReportSnapshot::from_snapshot(&dump.snapshot));
+        let mut summary = dump.summary.clone();
+        summary.snapshot_id = Some(dump.snapshot.id.clone());
+        let stats = BackupStats {
+            folder: target.filename.clone(),
+            started,
+            summary,
+            mounted: mounted.to_vec(),
+            errors: 0,
+        };
+        ctx.notifier.backup_stats(&ctx.cfg, &stats).await;
+    }
+    Ok(())
+}
+
+/// `restic backup <path>`: streams the JSON lines (progress logged, per-file errors become warnings) and
+/// returns the summary and the number of unreadable files. Exit code 3 (some files unreadable) is a success
+/// with a warning.
+pub async fn backup_folder(
+    ctx: &Ctx,
+    report: &mut ResticReport,
+    path: &str,
+) -> Result<(BackupSummary, u64), Error> {
+    tracing::info!(path, "backing up folder");
+    let cmd = ctx.cfg.globals.backup_folder(&ctx.cfg.backup, path);
+    let mut summary = None;
+    let mut errors: Vec<String> = Vec::new();
+    let mut last_tenth = -1i64;
+    let out = ctx
+        .runner
+        .stream(&cmd, |line| match serde_json::from_str::<BackupMessage>(line) {
+            Ok(BackupMessage::Status(s)) => {
+                let tenth = (s.percent_done * 10.0) as i64;
+                if tenth != last_tenth {
+                    last_tenth = tenth;
+                    tracing::info!(
+                        path,
+                        percent = (s.percent_done * 100.0) as u32,
+                        bytes = s.bytes_done,
+                        "progress of backup"
+                    );
+                }
+            }
+            Ok(BackupMessage::Error(e)) => {
+                let msg = e
+                    .error
+                    .get("message")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| e.error.to_string());
+                tracing::warn!(path, item = %e.item, "restic could not read: {msg}");
+                errors.push(format!("{}: {msg}", e.item));
+            }
+            Ok(BackupMessage::Summary(s)) => summary = Some(s),
+            Ok(BackupMessage::VerboseStatus(_)) | Err(_) => {}
+        })
+        .await
+        .map_err(|source| Error::Backup {
+            path: path.to_owned(),
+            source,
+        })?;
+    if out.partial || !errors.is_empty() {
+        let shown: Vec<&str> = errors.iter().take(3).map(String::as_str).collect();
+        report.warnings.push(format!(
+            "{path}: {} file(s) could not be read: {}",
+            errors.len().max(1),
+            shown.join("; ")
+        ));
+    }
+    let n_errors = errors.len() as u64;
+    summary.map(|s| (s, n_errors)).ok_or_else(|| Error::Backup {
+        path: path.to_owned(),
+        source: super::runner::ResticError::Failed {
+            command: "backup".into(),
+            code: Some(0),
+            stderr: "restic printed no summary".into(),
+        },
+    })
+}
+
+async fn resolve(ctx: &Ctx, report: &mut ResticReport, pending: &[(String, String, BackupSummary)]) {
+    let filter = super::command::SnapshotFilter {
+        hosts: vec![ctx.cfg.host.clone()],
+        ..Default::default()
+    };
+    let all = startup::list_snapshots(ctx, &filter).await.unwrap_or_default();
+    let mut created = Vec::new();
+    for (id, path, summary) in pending {
+        match all.iter().find(|s| s.id.starts_with(id.as_str())) {
+            Some(s) => {
+                let mut r = ReportSnapshot::from_snapshot(s);
+                r.bytes = Some(summary.total_bytes_processed);
+                r.added = Some(summary.data_added);
+                created.push(r);
+            }
+            None => created.push(ReportSnapshot {
+                id: id.clone(),
+                paths: vec![path.clone()],
+                host: ctx.cfg.host.clone(),
+                bytes: Some(summary.total_bytes_processed),
+                added: Some(summary.data_added),
+                ..Default::default()
+            }),
+        }
+    }
+    // Folder snapshots were made first; keep that order ahead of the dumps in the report.
+    created.append(&mut report.created);
+    report.created = created;
+}

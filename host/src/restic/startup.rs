@@ -1,0 +1,96 @@
+//! The start-up sequence shared by every mode: sleep, client PEM, `init` if missing, stale-lock `unlock`,
+//! `snapshots` (which also proves the password and warms the cache).
+
+use std::io::Write;
+
+use rand::Rng;
+
+use super::json::Snapshot;
+use super::runner::ResticError;
+use super::{Ctx, Error};
+
+/// Runs the start-up sequence. The client PEM path is written into the runner's globals via `ctx`.
+pub async fn prepare(ctx: &Ctx) -> Result<(), Error> {
+    if !ctx.cfg.sleep.is_zero() {
+        tracing::info!(seconds = ctx.cfg.sleep.as_secs(), "sleeping before start");
+        tokio::time::sleep(ctx.cfg.sleep).await;
+    }
+    init(ctx).await?;
+    unlock_stale(ctx).await;
+    list_snapshots(ctx, &ctx.cfg.filter(false)).await?;
+    Ok(())
+}
+
+/// Concatenates client certificate and key into one PEM under the var dir (restic's `--tls-client-cert`
+/// wants both in one file). Returns its path.
+pub fn write_client_pem(
+    var_dir: &std::path::Path,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<std::path::PathBuf, Error> {
+    let prep = |what: &str, source| Error::Prepare {
+        what: what.to_owned(),
+        source,
+    };
+    let mut pem = std::fs::read(cert).map_err(|e| prep("the client certificate", e))?;
+    if !pem.ends_with(b"\n") {
+        pem.push(b'\n');
+    }
+    pem.extend(std::fs::read(key).map_err(|e| prep("the client key", e))?);
+    std::fs::create_dir_all(var_dir).map_err(|e| prep("the var directory", e))?;
+    let suffix: String = rand::rng()
+        .sample_iter(&rand::distr::Alphanumeric)
+        .take(10)
+        .map(char::from)
+        .collect();
+    let path = var_dir.join(format!("restic.repo.{suffix}.pem"));
+    let mut f = std::fs::File::create(&path).map_err(|e| prep("the client PEM", e))?;
+    f.write_all(&pem).map_err(|e| prep("the client PEM", e))?;
+    Ok(path)
+}
+
+async fn init(ctx: &Ctx) -> Result<(), Error> {
+    match ctx.runner.output(&ctx.cfg.globals.init()).await {
+        Ok(_) => {
+            tracing::info!("initialised a new repository");
+            Ok(())
+        }
+        Err(e) if already_initialised(&e) => Ok(()),
+        Err(e) => Err(Error::Init(e)),
+    }
+}
+
+fn already_initialised(e: &ResticError) -> bool {
+    e.stderr()
+        .is_some_and(|s| s.contains("already initialized") || s.contains("already exists"))
+}
+
+/// `restic unlock`: removes only locks restic itself considers stale. Failures are logged, not fatal.
+pub async fn unlock_stale(ctx: &Ctx) {
+    if let Err(e) = ctx.runner.output(&ctx.cfg.globals.unlock(false)).await {
+        tracing::warn!(error = %e, "failed to remove stale locks");
+    }
+}
+
+/// `restic snapshots --json` with a filter.
+pub async fn list_snapshots(
+    ctx: &Ctx,
+    filter: &super::command::SnapshotFilter,
+) -> Result<Vec<Snapshot>, Error> {
+    let out = ctx
+        .runner
+        .output(&ctx.cfg.globals.snapshots(filter))
+        .await
+        .map_err(Error::ListSnapshots)?;
+    let text = out.stdout.trim();
+    if text.is_empty() || text == "null" {
+        return Ok(Vec::new());
+    }
+    serde_json::from_str(text).map_err(|e| {
+        Error::ListSnapshots(ResticError::Failed {
+            command: "snapshots".into(),
+            code: Some(0),
+            stderr: format!("unparsable output: {e}"),
+        })
+    })
+}
