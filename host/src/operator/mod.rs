@@ -1,23 +1,85 @@
-//! `k8up operator`: the controller manager. For now only its configuration exists; the controllers arrive
-//! with issue 5.
+//! `k8up operator`: the controller manager. [`run`] starts one controller per action kind (all driven by
+//! the generic [`driver`]) and the HTTP endpoints (`/metrics`, `/healthz`, `/readyz`).
 
+pub mod controller;
+pub mod driver;
+pub mod http;
+pub mod kinds;
+pub mod metrics;
 pub mod schedule;
 pub mod settings;
+pub mod snapshots;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub use controller::Controllers;
+pub use driver::{JobPlan, PlanError, PlanRequest, Planner};
 
 /// Why the operator stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The controllers are not part of this build yet.
-    #[error("failed to start the controllers: they are not implemented yet (they arrive with issue 5)")]
-    NotImplemented,
+    /// No Kubernetes client could be configured (kubeconfig or in-cluster environment).
+    #[error("failed to configure the Kubernetes client")]
+    Client(#[source] kube::Error),
+    /// An HTTP listener could not be bound.
+    #[error("failed to listen on {addr}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Waiting for the shutdown signal failed.
+    #[error("failed to wait for the shutdown signal")]
+    Signal(#[source] std::io::Error),
 }
 
-/// Run the operator with validated settings until it is told to stop.
+/// Run the operator with validated settings until it is told to stop (Ctrl-C / SIGINT).
+///
+/// Jobs are planned by [`driver::plan::Unwired`] until the plugin engine is wired in: every action then
+/// reports `Ready=False/CreationFailed` saying so. Use [`run_with_planner`] to supply a planner.
 pub async fn run(settings: settings::OperatorSettings) -> Result<(), Error> {
+    run_with_planner(settings, Arc::new(driver::plan::Unwired)).await
+}
+
+/// Run the operator with the given planner until Ctrl-C.
+pub async fn run_with_planner(
+    settings: settings::OperatorSettings,
+    planner: Arc<dyn Planner>,
+) -> Result<(), Error> {
     tracing::info!(
         namespace = %settings.operator_namespace,
         leader_election = settings.leader_election.enabled,
         "starting the operator"
     );
-    Err(Error::NotImplemented)
+    let client = kube::Client::try_default().await.map_err(Error::Client)?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let ready = Arc::new(AtomicBool::new(false));
+    let state = http::HttpState {
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+    };
+    let mut servers = Vec::new();
+    let addrs = [
+        settings.metrics.bind_address,
+        settings.metrics.health_bind_address,
+    ];
+    for addr in addrs.into_iter().flatten() {
+        let (bound, task) = http::serve(addr, http::router(state.clone()))
+            .await
+            .map_err(|source| Error::Listen { addr, source })?;
+        tracing::info!(%bound, "serving /metrics, /healthz and /readyz");
+        servers.push(task);
+    }
+    let controllers = Controllers::start(client, Arc::new(settings), planner, metrics);
+    ready.store(true, Ordering::Relaxed);
+    let signal = tokio::signal::ctrl_c().await.map_err(Error::Signal);
+    tracing::info!("stopping the controllers");
+    controllers.shutdown().await;
+    for server in servers {
+        server.abort();
+    }
+    signal
 }

@@ -1,0 +1,93 @@
+//! One kube-runtime `Controller` per action kind, all sharing one [`Context`], started and stopped together.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use kube::runtime::controller::Controller;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::driver::{Context, Planner, error_policy, reconcile};
+use super::kinds::ActionKind;
+use super::metrics::Metrics;
+use super::settings::OperatorSettings;
+use crate::crd::{Archive, Backup, Check, Prune, Restore};
+
+/// The name the operator reports Events under.
+pub const REPORTER: &str = "k8up-operator";
+
+/// The running controllers; [`Controllers::shutdown`] stops them gracefully (in-flight reconciles finish).
+#[derive(Debug)]
+pub struct Controllers {
+    token: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    context: Arc<Context>,
+}
+
+impl Controllers {
+    /// Starts the controllers of all five action kinds.
+    pub fn start(
+        client: Client,
+        settings: Arc<OperatorSettings>,
+        planner: Arc<dyn Planner>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: REPORTER.to_string(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        let recorder = Recorder::new(client.clone(), reporter);
+        let context = Arc::new(Context::new(client, settings, planner, recorder, metrics));
+        let token = CancellationToken::new();
+        let tasks = vec![
+            tokio::spawn(run_one::<Backup>(context.clone(), token.clone())),
+            tokio::spawn(run_one::<Restore>(context.clone(), token.clone())),
+            tokio::spawn(run_one::<Archive>(context.clone(), token.clone())),
+            tokio::spawn(run_one::<Check>(context.clone(), token.clone())),
+            tokio::spawn(run_one::<Prune>(context.clone(), token.clone())),
+        ];
+        Controllers {
+            token,
+            tasks,
+            context,
+        }
+    }
+
+    /// The shared context (metrics, settings).
+    pub fn context(&self) -> &Arc<Context> {
+        &self.context
+    }
+
+    /// Stops every controller and waits for them.
+    pub async fn shutdown(self) {
+        self.token.cancel();
+        for task in self.tasks {
+            if let Err(e) = task.await {
+                tracing::warn!(error = %e, "a controller task ended abnormally");
+            }
+        }
+    }
+}
+
+async fn run_one<K: ActionKind>(context: Arc<Context>, token: CancellationToken) {
+    let client = context.client.clone();
+    Controller::new(Api::<K>::all(client.clone()), watcher::Config::default())
+        // A Job's status changes (active -> Complete/Failed) are what move an action forward; owning them
+        // replaces K8up's polling. Only k8up's Jobs are watched.
+        .owns(
+            Api::<Job>::all(client),
+            watcher::Config::default().labels("k8upjob=true"),
+        )
+        .graceful_shutdown_on(async move { token.cancelled().await })
+        .run(reconcile::<K>, error_policy::<K>, context)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(kind = K::JOB_TYPE.kind(), error = %e, "controller event");
+            }
+        })
+        .await;
+}

@@ -1,0 +1,511 @@
+//! The generic action driver: one reconcile pipeline for Backup, Restore, Archive, Check and Prune.
+//!
+//! ```text
+//! observe ──> validate ──> plan ──> apply ──> status ──> (finished) snapshots, history cleanup
+//! [API read]  [pure]       [planner] [API write] [pure + status write]  [API write]
+//! ```
+//! Which steps touch the API server: `observe` (every read, including siblings), `apply` (Jobs, the executor
+//! ServiceAccount/RoleBinding, Snapshot resources, deletion of old siblings) and the status write at the end
+//! of a step. `validate`, `status`, `history::select_for_deletion` and `snapshots::diff` are pure; `plan`
+//! calls the [`Planner`] (the sandboxed WASM plugin in production), which never sees a client.
+//!
+//! Idempotence: Jobs have deterministic names and are created, never updated; `409` means "already there".
+//! Planning runs only until the object is `started`; from then on the status mirrors the owned Jobs, whose
+//! changes reach the controller through `.owns(Job)`.
+
+pub mod apply;
+pub mod history;
+pub mod observe;
+pub mod plan;
+pub mod repository;
+pub mod status;
+pub mod validate;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Api, Client, ResourceExt};
+
+use crate::crd::{JobType, Status, condition_reason as reason, condition_type as ctype};
+use crate::operator::kinds::ActionKind;
+use crate::operator::metrics::Metrics;
+use crate::operator::settings::OperatorSettings;
+use crate::operator::snapshots;
+
+pub use plan::{JobPlan, PlanError, PlanRequest, Planner};
+use status::Outcome;
+pub use validate::ValidatedAction;
+
+/// How long a running action waits without any Job event before it is looked at again (a safety net; Job
+/// changes arrive through the watch).
+const RUNNING_RESYNC: Duration = Duration::from_secs(300);
+/// Longest retry delay after repeated failures.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// Why a reconcile failed. The variant name is the Event reason.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A read failed.
+    #[error("failed to read {what}")]
+    Observe {
+        /// What was read.
+        what: &'static str,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The planner failed.
+    #[error("failed to plan the jobs")]
+    Plan(#[source] PlanError),
+    /// A Job could not be created.
+    #[error("failed to create job {name}")]
+    ApplyJob {
+        /// The Job name.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// A Job with the planned name exists and belongs to another object.
+    #[error("failed to create job {name}: a job of that name exists and is not owned by this object")]
+    JobConflict {
+        /// The Job name.
+        name: String,
+    },
+    /// The executor ServiceAccount or RoleBinding could not be applied.
+    #[error("failed to apply the executor service account and role binding")]
+    EnsureExecutor {
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Snapshot resources could not be written.
+    #[error("failed to sync snapshot resources")]
+    SyncSnapshots {
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// An old sibling could not be deleted.
+    #[error("failed to delete {name} during history cleanup")]
+    Cleanup {
+        /// The object name.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The status could not be written.
+    #[error("failed to write the status")]
+    WriteStatus {
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl Error {
+    /// The variant name, used as Event reason and log field.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Observe { .. } => "Observe",
+            Self::Plan(_) => "Plan",
+            Self::ApplyJob { .. } => "ApplyJob",
+            Self::JobConflict { .. } => "JobConflict",
+            Self::EnsureExecutor { .. } => "EnsureExecutor",
+            Self::SyncSnapshots { .. } => "SyncSnapshots",
+            Self::Cleanup { .. } => "Cleanup",
+            Self::WriteStatus { .. } => "WriteStatus",
+        }
+    }
+}
+
+/// The error and its causes, joined with ": " (for Events, conditions and logs).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Shared state of every controller.
+pub struct Context {
+    /// The API client.
+    pub client: Client,
+    /// Operator settings.
+    pub settings: Arc<OperatorSettings>,
+    /// Turns actions into Jobs.
+    pub planner: Arc<dyn Planner>,
+    /// Publishes Events.
+    pub recorder: Recorder,
+    /// Operator metrics.
+    pub metrics: Arc<Metrics>,
+    /// Consecutive failures per object (`kind/namespace/name`), for the retry backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// A context for the controllers.
+    pub fn new(
+        client: Client,
+        settings: Arc<OperatorSettings>,
+        planner: Arc<dyn Planner>,
+        recorder: Recorder,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Context {
+            client,
+            settings,
+            planner,
+            recorder,
+            metrics,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
+        // A poisoned lock only means another reconcile panicked mid-update; the counts are still usable.
+        self.failures.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn object_key<K: ActionKind>(object: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::JOB_TYPE,
+        object.namespace().unwrap_or_default(),
+        object.name_any()
+    )
+}
+
+/// Reconciles one action object (the entry point handed to `Controller::run`).
+pub async fn reconcile<K: ActionKind>(object: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let span = tracing::info_span!(
+        "reconcile",
+        kind = K::JOB_TYPE.kind(),
+        namespace = object.namespace().unwrap_or_default(),
+        name = object.name_any()
+    );
+    let result = tracing::Instrument::instrument(reconcile_inner(&object, &ctx), span).await;
+    if result.is_ok() {
+        ctx.failures().remove(&object_key(&*object));
+    }
+    result
+}
+
+/// Retry policy: exponential backoff per object (2 s, 4 s, ... up to 5 min) and a Warning Event carrying
+/// the error chain.
+pub fn error_policy<K: ActionKind>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+    let chain = error_chain(error);
+    tracing::warn!(
+        kind = K::JOB_TYPE.kind(),
+        namespace = object.namespace().unwrap_or_default(),
+        name = object.name_any(),
+        reason = error.reason(),
+        error = %chain,
+        "reconcile failed"
+    );
+    let attempts = {
+        let mut failures = ctx.failures();
+        let n = failures.entry(object_key(&*object)).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    };
+    let reason = error.reason();
+    let reference = object.object_ref(&());
+    let recorder = ctx.recorder.clone();
+    tokio::spawn(async move {
+        publish(&recorder, &reference, EventType::Warning, reason, chain).await;
+    });
+    let delay = Duration::from_secs(1u64 << attempts.min(9)).min(MAX_BACKOFF);
+    Action::requeue(delay)
+}
+
+async fn publish(
+    recorder: &Recorder,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    // The Events API caps notes at 1 kB.
+    let note: String = note.chars().take(1000).collect();
+    let event = Event {
+        type_,
+        reason: reason.to_string(),
+        note: Some(note),
+        action: "Reconcile".to_string(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, reference).await {
+        tracing::warn!(error = %e, reason, "failed to publish an event");
+    }
+}
+
+fn now() -> Time {
+    Time(Timestamp::now())
+}
+
+async fn write_status<K: ActionKind>(client: &Client, object: &K, status: &Status) -> Result<(), Error> {
+    let api: Api<K> = Api::namespaced(client.clone(), &object.namespace().unwrap_or_default());
+    let patch = serde_json::json!({ "status": status });
+    api.patch_status(&object.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|source| Error::WriteStatus { source })?;
+    Ok(())
+}
+
+async fn reconcile_inner<K: ActionKind>(object: &Arc<K>, ctx: &Context) -> Result<Action, Error> {
+    if object.meta().deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let previous = object.status().cloned().unwrap_or_default();
+    if status::is_finished(&previous) {
+        return scrub(object.as_ref(), ctx, previous).await;
+    }
+
+    // validate (pure)
+    let action = match validate::validate(object.as_ref(), &ctx.settings) {
+        Ok(action) => action,
+        Err(invalid) => {
+            return await_change_with(
+                object.as_ref(),
+                ctx,
+                &previous,
+                Outcome::InvalidSpec(invalid.to_string()),
+            )
+            .await;
+        }
+    };
+
+    // observe (API reads)
+    let observed = observe::observe(
+        &ctx.client,
+        object.as_ref(),
+        observe::Wants {
+            plan_inputs: !previous.started,
+            reports: true,
+        },
+    )
+    .await?;
+
+    let mut extra_conditions = Vec::new();
+    let outcome = if previous.started {
+        status::outcome_from_jobs(&action.owned_by, &observed.jobs)
+    } else {
+        // apply (API writes): the executor account must exist before Jobs that run as it.
+        if K::NEEDS_EXECUTOR {
+            apply::ensure_executor(&ctx.client, &action).await?;
+        }
+        // plan (the planner never sees a client)
+        let plan = match ctx
+            .planner
+            .plan(PlanRequest {
+                action: &action,
+                observed: &observed,
+            })
+            .await
+        {
+            Ok(plan) => plan,
+            Err(PlanError::InvalidSpec(message)) => {
+                return await_change_with(object.as_ref(), ctx, &previous, Outcome::InvalidSpec(message))
+                    .await;
+            }
+            Err(e) => {
+                let outcome = Outcome::CreationFailed(error_chain(&e));
+                let next = status::next_status(&previous, &outcome, action.generation, &now());
+                if next != previous {
+                    write_status(&ctx.client, object.as_ref(), &next).await?;
+                }
+                return Err(Error::Plan(e));
+            }
+        };
+        if K::JOB_TYPE == JobType::Backup && observed.pre_backup_pods.is_empty() {
+            extra_conditions.push(status::condition(
+                ctype::PRE_BACKUP_POD_READY,
+                true,
+                reason::NO_PRE_BACKUP_PODS_FOUND,
+                "no PreBackupPods found",
+                action.generation,
+                &now(),
+            ));
+        }
+        if plan.jobs.is_empty() {
+            let what = if K::JOB_TYPE == JobType::Backup {
+                "nothing to backup".to_string()
+            } else {
+                format!("nothing to {}", K::JOB_TYPE)
+            };
+            Outcome::Succeeded(plan.message.clone().unwrap_or(what))
+        } else {
+            // apply (API writes): create the Jobs, idempotently.
+            match apply::create_jobs(&ctx.client, &action, plan.jobs).await {
+                Ok(stored) => {
+                    let names: Vec<String> = stored.iter().filter_map(|j| j.metadata.name.clone()).collect();
+                    publish(
+                        &ctx.recorder,
+                        &object.object_ref(&()),
+                        EventType::Normal,
+                        reason::STARTED,
+                        format!("started {} job(s): {}", names.len(), names.join(", ")),
+                    )
+                    .await;
+                    status::outcome_from_jobs(&action.owned_by, &stored)
+                }
+                Err(e) => {
+                    let outcome = Outcome::CreationFailed(error_chain(&e));
+                    let next = status::next_status(&previous, &outcome, action.generation, &now());
+                    if next != previous {
+                        write_status(&ctx.client, object.as_ref(), &next).await?;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    };
+
+    // Snapshot sync before `Completed` is written: if it fails the reconcile is retried and the object is
+    // not yet finished, so the sync is never skipped.
+    if outcome.is_final() && K::SYNCS_SNAPSHOTS && !ctx.settings.jobs.skip_snapshot_sync {
+        let reports: Vec<snapshots::JobReport> = observed
+            .reports
+            .iter()
+            .filter_map(|(_, message)| snapshots::parse_report(message))
+            .collect();
+        if !reports.is_empty() {
+            let changes = snapshots::diff(
+                &action.namespace,
+                &action.repository.url,
+                &reports,
+                &observed.snapshots,
+            );
+            apply::apply_snapshots(&ctx.client, &action.namespace, &changes).await?;
+        }
+    }
+
+    // status (pure) + write
+    let mut next = status::next_status(&previous, &outcome, action.generation, &now());
+    for c in extra_conditions {
+        status::set_condition(&mut next.conditions, c);
+    }
+    if next != previous {
+        write_status(&ctx.client, object.as_ref(), &next).await?;
+    }
+    if outcome.is_final() {
+        let succeeded = matches!(outcome, Outcome::Succeeded(_));
+        ctx.metrics.finished(&action.namespace, K::JOB_TYPE, succeeded);
+        let (type_, reason, note) = match &outcome {
+            Outcome::Succeeded(m) => (EventType::Normal, reason::SUCCEEDED, m.clone()),
+            Outcome::Failed(m) => (EventType::Warning, reason::FAILED, m.clone()),
+            _ => (EventType::Normal, reason::FINISHED, String::new()),
+        };
+        publish(&ctx.recorder, &object.object_ref(&()), type_, reason, note).await;
+        return scrub(object.as_ref(), ctx, next).await;
+    }
+    Ok(Action::requeue(RUNNING_RESYNC))
+}
+
+/// Writes the outcome (an invalid spec) if it changed, with a Warning Event, and waits for a change.
+async fn await_change_with<K: ActionKind>(
+    object: &K,
+    ctx: &Context,
+    previous: &Status,
+    outcome: Outcome,
+) -> Result<Action, Error> {
+    let next = status::next_status(previous, &outcome, object.meta().generation, &now());
+    if &next != previous {
+        write_status(&ctx.client, object, &next).await?;
+        if let Outcome::InvalidSpec(message) = &outcome {
+            publish(
+                &ctx.recorder,
+                &object.object_ref(&()),
+                EventType::Warning,
+                status::REASON_INVALID_SPEC,
+                message.clone(),
+            )
+            .await;
+        }
+    }
+    Ok(Action::await_change())
+}
+
+/// History cleanup of a finished object, once (until `Scrubbed` is True).
+async fn scrub<K: ActionKind>(object: &K, ctx: &Context, current: Status) -> Result<Action, Error> {
+    if current
+        .condition(ctype::SCRUBBED)
+        .is_some_and(|c| c.status == "True")
+    {
+        return Ok(Action::await_change());
+    }
+    let namespace = object.namespace().unwrap_or_default();
+    let limits = object.history();
+    let limits = validate::EffectiveHistory {
+        successful: limits.successful().unwrap_or(ctx.settings.history.successful),
+        failed: limits.failed().unwrap_or(ctx.settings.history.failed),
+    };
+    let generation = object.meta().generation;
+    let fail = |reason_: &str, e: &Error| {
+        let mut next = current.clone();
+        status::set_condition(
+            &mut next.conditions,
+            status::condition(
+                ctype::SCRUBBED,
+                false,
+                reason_,
+                error_chain(e),
+                generation,
+                &now(),
+            ),
+        );
+        next
+    };
+    let siblings = match observe::observe_siblings::<K>(&ctx.client, &namespace).await {
+        Ok(s) => s,
+        Err(e) => {
+            write_status(&ctx.client, object, &fail(reason::RETRIEVAL_FAILED, &e)).await?;
+            return Err(e);
+        }
+    };
+    let doomed = history::select_for_deletion(&siblings, &history::owner_key(object), limits);
+    let deleted = match apply::delete_objects::<K>(&ctx.client, &namespace, &doomed).await {
+        Ok(n) => n,
+        Err(e) => {
+            write_status(&ctx.client, object, &fail(reason::DELETION_FAILED, &e)).await?;
+            return Err(e);
+        }
+    };
+    if doomed.iter().any(|n| *n == object.name_any()) {
+        // This object was among the oldest: it is being deleted, nothing left to record on it.
+        return Ok(Action::await_change());
+    }
+    let mut next = current.clone();
+    status::set_condition(
+        &mut next.conditions,
+        status::condition(
+            ctype::SCRUBBED,
+            true,
+            reason::SUCCEEDED,
+            format!("Deleted {deleted} resources"),
+            generation,
+            &now(),
+        ),
+    );
+    write_status(&ctx.client, object, &next).await?;
+    Ok(Action::await_change())
+}

@@ -1,0 +1,160 @@
+//! Observe step: the only place the driver reads from the API server. Reads are direct (not from a cache)
+//! so that a Job created a moment ago is always seen, which is what keeps Job creation idempotent.
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
+use kube::api::ListParams;
+use kube::{Api, Client};
+
+use super::Error;
+use super::status::{JobState, job_state};
+use super::validate::LABEL_OWNED_BY;
+use crate::crd::{PodConfig, PreBackupPod, Snapshot};
+use crate::operator::kinds::ActionKind;
+
+/// What the driver read about one action.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// Jobs labelled `k8up.io/owned-by=<type>_<name>`, sorted by name.
+    pub jobs: Vec<Job>,
+    /// PVCs of the namespace (Backup, before its Jobs exist).
+    pub pvcs: Vec<PersistentVolumeClaim>,
+    /// PVs (for the node affinity of unmounted RWO PVCs; Backup, before its Jobs exist).
+    pub pvs: Vec<PersistentVolume>,
+    /// Pods of the namespace (Backup, before its Jobs exist).
+    pub pods: Vec<Pod>,
+    /// PreBackupPods of the namespace (Backup, before its Jobs exist).
+    pub pre_backup_pods: Vec<PreBackupPod>,
+    /// The PodConfig `spec.podConfigRef` names; `None` when unset or missing (ignored, as in K8up).
+    pub pod_config: Option<PodConfig>,
+    /// Termination messages of finished Jobs' containers (only when every Job finished and the kind syncs
+    /// snapshots): (job name, message).
+    pub reports: Vec<(String, String)>,
+    /// Snapshot resources of the namespace (read together with `reports`).
+    pub snapshots: Vec<Snapshot>,
+}
+
+/// What the observe step should read besides the Jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wants {
+    /// The action has not started: read what planning needs.
+    pub plan_inputs: bool,
+    /// The action has not finished: read reports once all Jobs are done.
+    pub reports: bool,
+}
+
+fn read(what: &'static str) -> impl FnOnce(kube::Error) -> Error {
+    move |source| Error::Observe { what, source }
+}
+
+/// Reads the cluster state of `object`.
+pub async fn observe<K: ActionKind>(client: &Client, object: &K, wants: Wants) -> Result<Observed, Error> {
+    let namespace = object.meta().namespace.clone().unwrap_or_default();
+    let name = object.meta().name.clone().unwrap_or_default();
+    let owned_by = format!("{}_{}", K::JOB_TYPE.as_str(), name);
+    let jobs_api: Api<Job> = Api::namespaced(client.clone(), &namespace);
+    let mut jobs = jobs_api
+        .list(&ListParams::default().labels(&format!("{LABEL_OWNED_BY}={owned_by}")))
+        .await
+        .map_err(read("jobs"))?
+        .items;
+    jobs.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let mut observed = Observed {
+        jobs,
+        ..Observed::default()
+    };
+
+    if wants.plan_inputs {
+        if K::OBSERVES_WORKLOADS {
+            let lp = ListParams::default();
+            observed.pvcs = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &namespace)
+                .list(&lp)
+                .await
+                .map_err(read("persistentvolumeclaims"))?
+                .items;
+            observed.pvs = Api::<PersistentVolume>::all(client.clone())
+                .list(&lp)
+                .await
+                .map_err(read("persistentvolumes"))?
+                .items;
+            observed.pods = Api::<Pod>::namespaced(client.clone(), &namespace)
+                .list(&lp)
+                .await
+                .map_err(read("pods"))?
+                .items;
+            observed.pre_backup_pods = Api::<PreBackupPod>::namespaced(client.clone(), &namespace)
+                .list(&lp)
+                .await
+                .map_err(read("prebackuppods"))?
+                .items;
+        }
+        if let Some(reference) = &object.runnable().pod_config_ref {
+            observed.pod_config = Api::<PodConfig>::namespaced(client.clone(), &namespace)
+                .get_opt(&reference.name)
+                .await
+                .map_err(read("podconfigs"))?;
+        }
+    }
+
+    let all_done =
+        !observed.jobs.is_empty() && observed.jobs.iter().all(|j| job_state(j) != JobState::Running);
+    if wants.reports && K::SYNCS_SNAPSHOTS && all_done {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+        for job in &observed.jobs {
+            let job_name = job.metadata.name.clone().unwrap_or_default();
+            let list = pods
+                .list(&ListParams::default().labels(&format!("job-name={job_name}")))
+                .await
+                .map_err(read("pods of jobs"))?;
+            observed.reports.extend(
+                termination_messages(&list.items)
+                    .into_iter()
+                    .map(|m| (job_name.clone(), m)),
+            );
+        }
+        if !observed.reports.is_empty() {
+            observed.snapshots = Api::<Snapshot>::namespaced(client.clone(), &namespace)
+                .list(&ListParams::default())
+                .await
+                .map_err(read("snapshots"))?
+                .items;
+        }
+    }
+    Ok(observed)
+}
+
+/// The non-empty termination messages of the terminated containers of `pods`, oldest pod first (a Job
+/// may have retried: each attempt's report counts, because a failed attempt may have withdrawn snapshots).
+pub fn termination_messages(pods: &[Pod]) -> Vec<String> {
+    let mut pods: Vec<&Pod> = pods.iter().collect();
+    pods.sort_by(|a, b| {
+        a.metadata
+            .creation_timestamp
+            .cmp(&b.metadata.creation_timestamp)
+            .then(a.metadata.name.cmp(&b.metadata.name))
+    });
+    pods.iter()
+        .filter_map(|p| p.status.as_ref()?.container_statuses.as_ref())
+        .flatten()
+        .filter_map(|cs| {
+            let terminated = cs
+                .state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref())
+                .or_else(|| cs.last_state.as_ref().and_then(|s| s.terminated.as_ref()))?;
+            terminated.message.clone().filter(|m| !m.trim().is_empty())
+        })
+        .collect()
+}
+
+/// Reads the sibling facts of every object of kind `K` in `namespace` (for history cleanup).
+pub async fn observe_siblings<K: ActionKind>(
+    client: &Client,
+    namespace: &str,
+) -> Result<Vec<super::history::Sibling>, Error> {
+    let list = Api::<K>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await
+        .map_err(read("siblings"))?;
+    Ok(list.items.iter().map(super::history::sibling).collect())
+}

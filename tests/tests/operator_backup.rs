@@ -1,0 +1,289 @@
+//! The backup controller against the sandbox: Jobs per plan with labels and owner reference, the status
+//! mirrored from the Jobs (K8up's envtest shapes, REFERENCE 7.2), idempotence across operator restarts,
+//! invalid specs, the executor account, and metrics.
+
+mod operator_common;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use k8up::crd::Backup;
+use k8up_tests::cluster::wait_for;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, Resource};
+use operator_common::*;
+use serde_json::json;
+
+async fn create_backup(client: &Client, name: &str, script: &str, spec: serde_json::Value) -> Backup {
+    let api: Api<Backup> = Api::namespaced(client.clone(), "default");
+    let backup: Backup = serde_json::from_value(json!({
+        "apiVersion": "k8up.io/v1",
+        "kind": "Backup",
+        "metadata": { "name": name, "annotations": { SCRIPT: script } },
+        "spec": spec,
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &backup).await.unwrap()
+}
+
+fn label<'a>(job: &'a Job, key: &str) -> Option<&'a str> {
+    job.metadata.labels.as_ref()?.get(key).map(String::as_str)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_creates_one_job_per_planned_job_with_the_standard_labels_and_owner_reference() {
+    let sb = sandbox().await;
+    let c = sb.client();
+    bound_pvc(&c, "default", "data-a").await;
+    bound_pvc(&c, "default", "data-b").await;
+    let operator = start_operator(&c, settings(&[]));
+    let backup = create_backup(&c, "nightly", "sleep 3600", json!({})).await;
+    let api: Api<Backup> = Api::namespaced(c.clone(), "default");
+
+    let status = wait_status(&api, "nightly", "backup to start", |s| s.started).await;
+    // K8up's Test_GivenBackup_AndJob_KeepBackupProgressing: Progressing/Started + Ready/Ready while active.
+    assert_eq!(
+        conditions(&status),
+        vec![
+            cond("PreBackupPodReady", "True", "NoPreBackupPodsFound"),
+            cond("Progressing", "True", "Started"),
+            cond("Ready", "True", "Ready"),
+        ]
+    );
+    assert!(!status.finished);
+
+    let mut jobs = owned_jobs(&c, "default", "backup_nightly").await;
+    jobs.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let names: Vec<_> = jobs.iter().filter_map(|j| j.metadata.name.clone()).collect();
+    assert_eq!(names, vec!["backup-nightly-0", "backup-nightly-1"]);
+    let uid = backup.meta().uid.clone().unwrap();
+    for job in &jobs {
+        assert_eq!(label(job, "k8upjob"), Some("true"));
+        assert_eq!(label(job, "k8up.io/type"), Some("backup"));
+        assert_eq!(label(job, "k8up.io/owned-by"), Some("backup_nightly"));
+        assert_eq!(label(job, "k8up.io/repository-hash").map(str::len), Some(63));
+        let owners = job.metadata.owner_references.clone().unwrap_or_default();
+        assert_eq!(owners.len(), 1);
+        assert_eq!(
+            (
+                owners[0].kind.as_str(),
+                owners[0].uid.as_str(),
+                owners[0].controller
+            ),
+            ("Backup", uid.as_str(), Some(true))
+        );
+        let pod_labels = job
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.metadata.as_ref())
+            .and_then(|m| m.labels.clone())
+            .unwrap_or_default();
+        assert_eq!(pod_labels.get("k8upjob").map(String::as_str), Some("true"));
+    }
+
+    // The executor account of K8up's pod-executor design exists in the namespace.
+    let sa: Api<ServiceAccount> = Api::namespaced(c.clone(), "default");
+    assert!(sa.get_opt("pod-executor").await.unwrap().is_some());
+    let rb: Api<RoleBinding> = Api::namespaced(c.clone(), "default");
+    let binding = rb.get("pod-executor-namespaced").await.unwrap();
+    assert_eq!(binding.role_ref.kind, "ClusterRole");
+    assert_eq!(binding.role_ref.name, "k8up-executor");
+    let subjects = binding.subjects.unwrap_or_default();
+    assert_eq!(subjects[0].name, "pod-executor");
+
+    // A Normal event tells that the Jobs started.
+    let events: Api<Event> = Api::namespaced(c.clone(), "default");
+    let started = wait_for("a Started event", LIMIT, || async {
+        let list = events.list(&ListParams::default()).await?;
+        Ok::<_, kube::Error>(list.items.into_iter().find(|e| {
+            e.reason.as_deref() == Some("Started")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("nightly")
+        }))
+    })
+    .await
+    .unwrap();
+    assert_eq!(started.type_.as_deref(), Some("Normal"));
+    operator.shutdown().await;
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completed_job_marks_the_backup_completed_succeeded_with_four_conditions() {
+    let sb = sandbox().await;
+    let c = sb.client();
+    bound_pvc(&c, "default", "data").await;
+    let operator = start_operator(&c, settings(&[]));
+    create_backup(&c, "ok", "exit 0", json!({})).await;
+    let api: Api<Backup> = Api::namespaced(c.clone(), "default");
+    let status = wait_status(&api, "ok", "backup to be scrubbed", |s| {
+        has(s, "Scrubbed", "True", "Succeeded")
+    })
+    .await;
+    // Test_GivenBackup_AndCompletedJob_ThenCompleteBackup: Completed/Succeeded, Progressing/Finished, 4.
+    assert_eq!(
+        conditions(&status),
+        vec![
+            cond("Completed", "True", "Succeeded"),
+            cond("PreBackupPodReady", "True", "NoPreBackupPodsFound"),
+            cond("Progressing", "False", "Finished"),
+            cond("Scrubbed", "True", "Succeeded"),
+        ]
+    );
+    assert!(status.started && status.finished);
+    assert_eq!(
+        status.condition("Scrubbed").map(|c| c.message.as_str()),
+        Some("Deleted 0 resources")
+    );
+    let metrics = operator.context().metrics.render().unwrap();
+    assert!(
+        metrics.contains(r#"k8up_jobs_successful_counter{namespace="default",jobType="backup"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"k8up_jobs_total{namespace="default",jobType="backup"} 1"#));
+    operator.shutdown().await;
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_job_marks_the_backup_completed_failed_with_a_warning_event() {
+    let sb = sandbox().await;
+    let c = sb.client();
+    bound_pvc(&c, "default", "data").await;
+    let operator = start_operator(&c, settings(&[]));
+    create_backup(&c, "broken", "echo no repository >&2; exit 3", json!({})).await;
+    let api: Api<Backup> = Api::namespaced(c.clone(), "default");
+    let status = wait_status(&api, "broken", "backup to fail", |s| s.finished).await;
+    // Test_GivenBackup_AndFailedJob_ThenCompleteBackup: Completed/Failed, Progressing/Finished.
+    assert!(has(&status, "Completed", "True", "Failed"), "{status:?}");
+    assert!(has(&status, "Progressing", "False", "Finished"));
+    assert!(status.condition("Ready").is_none());
+    let events: Api<Event> = Api::namespaced(c.clone(), "default");
+    let failed = wait_for("a Failed event", LIMIT, || async {
+        let list = events.list(&ListParams::default()).await?;
+        Ok::<_, kube::Error>(
+            list.items
+                .into_iter()
+                .find(|e| e.reason.as_deref() == Some("Failed")),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(failed.type_.as_deref(), Some("Warning"));
+    assert!(failed.note.unwrap_or_default().contains("backup-broken-0"));
+    let metrics = operator.context().metrics.render().unwrap();
+    assert!(metrics.contains(r#"k8up_jobs_failed_counter{namespace="default",jobType="backup"} 1"#));
+    operator.shutdown().await;
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_the_operator_while_jobs_run_neither_duplicates_them_nor_loses_the_result() {
+    let sb = sandbox().await;
+    let c = sb.client();
+    bound_pvc(&c, "default", "data").await;
+    let first = start_operator(&c, settings(&[]));
+    create_backup(&c, "restart", "sleep 3", json!({})).await;
+    let api: Api<Backup> = Api::namespaced(c.clone(), "default");
+    wait_status(&api, "restart", "backup to start", |s| s.started).await;
+    let before = owned_jobs(&c, "default", "backup_restart").await;
+    first.shutdown().await;
+
+    let second = start_operator(&c, settings(&[]));
+    let status = wait_status(&api, "restart", "backup to finish", |s| s.finished).await;
+    assert!(has(&status, "Completed", "True", "Succeeded"), "{status:?}");
+    let after = owned_jobs(&c, "default", "backup_restart").await;
+    assert_eq!(after.len(), 1);
+    assert_eq!(
+        after[0].metadata.uid, before[0].metadata.uid,
+        "the same Job, not a new one"
+    );
+    second.shutdown().await;
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_created_before_a_crash_is_adopted_instead_of_duplicated() {
+    let sb = sandbox().await;
+    let c = sb.client();
+    bound_pvc(&c, "default", "data").await;
+    // The previous operator created the Job but died before it wrote `started`.
+    let backup = create_backup(&c, "crashed", "sleep 3600", json!({})).await;
+    let jobs: Api<Job> = Api::namespaced(c.clone(), "default");
+    let mut job: Job = serde_json::from_value(json!({
+        "metadata": {
+            "name": "backup-crashed-0",
+            "labels": { "k8upjob": "true", "k8up.io/type": "backup", "k8up.io/owned-by": "backup_crashed" },
+        },
+        "spec": { "backoffLimit": 0, "template": { "spec": {
+            "restartPolicy": "Never",
+            "containers": [{ "name": "main", "image": "busybox", "command": ["sh", "-c", "sleep 3600"] }],
+        }}},
+    }))
+    .unwrap();
+    job.metadata.owner_references = backup.controller_owner_ref(&()).map(|o| vec![o]);
+    let precreated = jobs.create(&PostParams::default(), &job).await.unwrap();
+
+    let operator = start_operator(&c, settings(&[]));
+    let api: Api<Backup> = Api::namespaced(c.clone(), "default");
+    wait_status(&api, "crashed", "backup to start", |s| s.started).await;
+    let owned = owned_jobs(&c, "default", "backup_crashed").await;
+    assert_eq!(owned.len(), 1);
+    assert_eq!(owned[0].metadata.uid, precreated.metadata.uid);
+    operator.shutdown().await;
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_spec_gets_a_condition_saying_what_to_change_and_runs_once_fixed() {
+    let sb = sandbox().await;
+    let c = sb.client();
+    bound_pvc(&c, "default", "data").await;
+    let operator = start_operator(&c, settings_without_password());
+    create_backup(&c, "nopass", "exit 0", json!({})).await;
+    let api: Api<Backup> = Api::namespaced(c.clone(), "default");
+    let status = wait_status(&api, "nopass", "an InvalidSpec condition", |s| {
+        has(s, "Ready", "False", "InvalidSpec")
+    })
+    .await;
+    let message = status
+        .condition("Ready")
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        message.contains("spec.backend.repoPasswordSecretRef")
+            && message.contains("BACKUP_GLOBALREPOPASSWORD"),
+        "{message}"
+    );
+    assert!(!status.started);
+    assert!(owned_jobs(&c, "default", "backup_nopass").await.is_empty());
+
+    // Fixing the spec is the change the object waits for.
+    let fix =
+        json!({ "spec": { "backend": { "repoPasswordSecretRef": { "name": "repo", "key": "password" } } } });
+    api.patch("nopass", &PatchParams::default(), &Patch::Merge(&fix))
+        .await
+        .unwrap();
+    let status = wait_status(&api, "nopass", "the fixed backup to finish", |s| s.finished).await;
+    assert!(has(&status, "Completed", "True", "Succeeded"), "{status:?}");
+    operator.shutdown().await;
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_with_nothing_to_back_up_completes_as_succeeded() {
+    let sb = sandbox().await;
+    let c = sb.client();
+    let operator = start_operator(&c, settings(&[]));
+    create_backup(&c, "empty", "exit 1", json!({})).await;
+    let api: Api<Backup> = Api::namespaced(c.clone(), "default");
+    let status = wait_status(&api, "empty", "the empty backup to finish", |s| s.finished).await;
+    assert!(has(&status, "Completed", "True", "Succeeded"), "{status:?}");
+    assert_eq!(
+        status.condition("Completed").map(|c| c.message.as_str()),
+        Some("nothing to backup")
+    );
+    assert!(owned_jobs(&c, "default", "backup_empty").await.is_empty());
+    operator.shutdown().await;
+    sb.shutdown().await;
+}
