@@ -7,9 +7,6 @@ use k8up::cli::Command;
 use k8up::operator::settings::OperatorSettings;
 use k8up::restic::ResticArgs;
 
-/// Exit status of a command this build does not implement yet (distinct from a failed run).
-const EXIT_NOT_IMPLEMENTED: u8 = 2;
-
 fn main() -> ExitCode {
     let cli = k8up::cli::try_parse().unwrap_or_else(|error| error.exit());
     if let Err(error) = k8up::telemetry::init(cli.debug, cli.log_format) {
@@ -40,7 +37,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             runtime.block_on(k8up::operator::run(settings))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Restic(args) => Ok(restic(args)),
+        Command::Restic(args) => restic(args),
         Command::Crds(args) => {
             k8up::cli::crds(&args, &mut std::io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)
@@ -52,11 +49,17 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `k8up restic`: swapped for `k8up::restic::run` when the wrapper lands.
-fn restic(args: ResticArgs) -> ExitCode {
-    let _ = args;
-    eprintln!("error: `k8up restic` is not implemented yet in this build");
-    ExitCode::from(EXIT_NOT_IMPLEMENTED)
+/// `k8up restic`: runs the wrapper. Its report (JSON) is already on stdout and in the termination message;
+/// a failure is printed once more on stderr with its cause chain and exits non-zero, so the Job fails.
+fn restic(args: ResticArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
+    match runtime.block_on(k8up::restic::run(args)) {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(error) => {
+            print_error(&anyhow::Error::new(error));
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 /// Print the error and its whole cause chain, one cause per line.

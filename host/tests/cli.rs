@@ -335,10 +335,22 @@ fn crds_with_dir_writes_the_same_files_as_the_library() {
 }
 
 #[test]
-fn restic_is_reported_as_not_yet_implemented_with_exit_code_2() {
-    let out = k8up(&["restic"], &[]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("not implemented"));
+fn restic_without_a_repository_fails_with_a_report_naming_the_missing_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("termination-log");
+    let out = k8up(
+        &["restic"],
+        &[
+            ("K8UP_TERMINATION_LOG", log.to_str().unwrap()),
+            ("HOSTNAME", "ns1"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&log).unwrap()).unwrap();
+    assert_eq!(report["success"], false, "{report}");
+    let message = report["error"]["message"].as_str().unwrap();
+    assert!(message.contains("RESTIC_REPOSITORY"), "{message}");
+    assert!(stderr(&out).contains("RESTIC_REPOSITORY"), "{}", stderr(&out));
 }
 
 #[test]
