@@ -279,7 +279,12 @@ async fn a_live_lock_is_respected_until_the_deadline_and_named_in_the_error_then
         "the live lock must survive"
     );
 
-    drop(holder.stdin.take());
+    // restic 0.18 exits 3 ("no data read") for an empty stdin: give the holder a byte to store.
+    {
+        use std::io::Write as _;
+        let mut stdin = holder.stdin.take().unwrap();
+        stdin.write_all(b"held\n").unwrap();
+    }
     assert!(holder.wait().unwrap().success());
     repo.run(&["--prune", "--keepLatest", "1", "--lockWait", "30s"])
         .await

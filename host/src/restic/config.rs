@@ -516,7 +516,15 @@ mod tests {
 
     #[test]
     fn the_bucket_name_is_the_repository_basename() {
-        let c = cfg(&["--resticRepository", "s3:http://minio:9000/backups"]).ok();
-        assert_eq!(c.map(|c| c.bucket_name()), Some("backups".to_owned()));
+        let args = ResticArgs::try_parse_from([
+            "restic",
+            "--hostname",
+            "ns",
+            "--resticRepository",
+            "s3:http://minio:9000/backups",
+        ])
+        .unwrap();
+        let c = Config::from_args(&args).unwrap();
+        assert_eq!(c.bucket_name(), "backups");
     }
 }

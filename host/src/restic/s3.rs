@@ -154,7 +154,7 @@ impl S3Client {
                 action: "ListObjectsV2",
                 message: e.to_string(),
             })?;
-        Ok(parsed.contents.into_iter().map(|o| o.key).collect())
+        Ok(parsed.contents.into_iter().map(|o| decode_key(&o.key)).collect())
     }
 
     /// Deletes an object.
@@ -162,6 +162,15 @@ impl S3Client {
         let url = self.bucket.delete_object(Some(&self.creds), key).sign(SIGN_FOR);
         self.send("DeleteObject", self.http.delete(url)).await.map(|_| ())
     }
+}
+
+/// Decodes a key of a ListObjectsV2 answer: rusty-s3 always asks for `encoding-type=url`, so servers return
+/// keys percent-encoded (`:` as `%3A`, a space as `+`).
+fn decode_key(key: &str) -> String {
+    let plus_as_space = key.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus_as_space)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// An upload fed in pieces. Small objects go in one PUT; larger ones become a multipart upload whose parts are
@@ -292,5 +301,20 @@ impl<'a> Upload<'a> {
                 tracing::warn!(key = %self.key, error = %e, "failed to abort the multipart upload");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_key;
+
+    #[test]
+    fn listed_keys_are_percent_decoded_with_plus_as_space() {
+        assert_eq!(
+            decode_key("backup-ns-pvc-2026-12-02T06%3A14%3A03Z.tar.gz"),
+            "backup-ns-pvc-2026-12-02T06:14:03Z.tar.gz"
+        );
+        assert_eq!(decode_key("a+b%2Bc"), "a b+c");
+        assert_eq!(decode_key("plain/key.tar.gz"), "plain/key.tar.gz");
     }
 }

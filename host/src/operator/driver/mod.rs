@@ -447,13 +447,25 @@ async fn await_change_with<K: ActionKind>(
 
 /// History cleanup of a finished object, once (until `Scrubbed` is True).
 async fn scrub<K: ActionKind>(object: &K, ctx: &Context, current: Status) -> Result<Action, Error> {
-    if current
-        .condition(ctype::SCRUBBED)
-        .is_some_and(|c| c.status == "True")
-    {
+    let scrubbed = |s: &Status| s.condition(ctype::SCRUBBED).is_some_and(|c| c.status == "True");
+    if scrubbed(&current) {
         return Ok(Action::await_change());
     }
     let namespace = object.namespace().unwrap_or_default();
+    // The object handed to a reconcile can predate our own last status write (the watch lags): read it fresh,
+    // so a second pass neither cleans up again nor overwrites "Deleted N resources" with "Deleted 0".
+    let fresh = Api::<K>::namespaced(ctx.client.clone(), &namespace)
+        .get_opt(&object.name_any())
+        .await
+        .map_err(|source| Error::Observe {
+            what: "the object before history cleanup",
+            source,
+        })?;
+    match fresh.as_ref().and_then(|f| f.status()) {
+        None if fresh.is_none() => return Ok(Action::await_change()),
+        Some(s) if scrubbed(s) => return Ok(Action::await_change()),
+        _ => {}
+    }
     let limits = object.history();
     let limits = validate::EffectiveHistory {
         successful: limits.successful().unwrap_or(ctx.settings.history.successful),
