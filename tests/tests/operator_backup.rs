@@ -1,6 +1,7 @@
 //! The backup controller against the sandbox: Jobs per plan with labels and owner reference, the status
 //! mirrored from the Jobs (K8up's envtest shapes, REFERENCE 7.2), idempotence across operator restarts,
 //! invalid specs, the executor account, and metrics.
+#![allow(clippy::unwrap_used)]
 
 mod operator_common;
 

@@ -1,5 +1,6 @@
 //! History cleanup among siblings (REFERENCE 2.4, K8up's TestCleanup/TestJobCleanup and the #1053/#1212
 //! fix): only the oldest finished objects of the same owner beyond the limits are deleted.
+#![allow(clippy::unwrap_used)]
 
 mod operator_common;
 

@@ -1,5 +1,6 @@
 //! Snapshot sync: the restic report a backup or prune Job leaves in its termination message becomes
 //! `Snapshot` resources of the namespace and repository (created by the operator, not by the Job).
+#![allow(clippy::unwrap_used)]
 
 mod operator_common;
 

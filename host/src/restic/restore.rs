@@ -404,7 +404,7 @@ mod tests {
         }
     }
 
-    fn pick<'a>(snaps: &'a [Snapshot], sel: Selection<'_>) -> String {
+    fn pick(snaps: &[Snapshot], sel: Selection<'_>) -> String {
         choose(snaps, &sel)
             .map(|s| s.id.clone())
             .unwrap_or_else(|e| format!("error: {e}"))

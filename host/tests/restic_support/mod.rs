@@ -267,12 +267,12 @@ impl Seaweed {
         // Ready when S3 answers an (unauthenticated, hence 403) request.
         let http = reqwest::Client::new();
         for _ in 0..240 {
-            if let Ok(r) = http.get(&me.endpoint).send().await {
-                if r.status().as_u16() == 403 || r.status().is_success() {
-                    // The filer behind S3 may need a moment more to accept writes.
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                    return me;
-                }
+            if let Ok(r) = http.get(&me.endpoint).send().await
+                && (r.status().as_u16() == 403 || r.status().is_success())
+            {
+                // The filer behind S3 may need a moment more to accept writes.
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                return me;
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
