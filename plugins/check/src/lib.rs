@@ -44,7 +44,8 @@ impl Plugin for CheckPlugin {
         let spec: CheckSpec = parse_spec(req)?;
         let subset = spec.read_data_subset.as_deref().filter(|s| !s.is_empty());
         if let Some(subset) = subset {
-            validate_read_data_subset(subset).map_err(|why| invalid_spec(format!("readDataSubset: {why}")))?;
+            validate_read_data_subset(subset)
+                .map_err(|why| invalid_spec(format!("readDataSubset: {why}")))?;
         }
         let settings = &req.settings;
         let pick = |own: &Option<String>, global: &Option<String>| {
@@ -87,7 +88,9 @@ pub fn validate_read_data_subset(value: &str) -> Result<(), String> {
         return match (number(whole), number(fraction)) {
             (Some(_), Some(_)) => match percent.parse::<f64>() {
                 Ok(p) if p > 0.0 && p <= 100.0 => Ok(()),
-                _ => Err(format!("{value:?}: a percentage must be above 0% and at most 100%")),
+                _ => Err(format!(
+                    "{value:?}: a percentage must be above 0% and at most 100%"
+                )),
             },
             _ => Err(format!("{value:?} is not a valid subset; {hint}")),
         };

@@ -6,7 +6,10 @@ use k8up_plugin_sdk::testing::request;
 
 fn only_job(req: &PlanRequest) -> Job {
     match CheckPlugin::plan(req) {
-        Ok(JobPlan { mut jobs, message: None }) if jobs.len() == 1 => jobs.remove(0),
+        Ok(JobPlan {
+            mut jobs,
+            message: None,
+        }) if jobs.len() == 1 => jobs.remove(0),
         other => unreachable!("expected one job and no message, got {other:?}"),
     }
 }
@@ -19,10 +22,11 @@ fn a_check_is_one_exclusive_job_with_the_check_flag_and_the_backend_credentials(
     assert_eq!(job.name_suffix, "");
     assert!(job.exclusive);
     assert_eq!(job.args, ["--caCert", "/certs/ca.crt", "--check"]);
-    assert!(
-        job.env
-            .contains(&env_secret("AWS_SECRET_ACCESS_KEY", "minio-credentials", "password"))
-    );
+    assert!(job.env.contains(&env_secret(
+        "AWS_SECRET_ACCESS_KEY",
+        "minio-credentials",
+        "password"
+    )));
     for var in ["PROM_URL", "CLUSTER_NAME", "STATS_URL"] {
         assert!(!job.has_env(var), "{var}");
     }
@@ -37,13 +41,21 @@ fn the_specs_prom_url_and_cluster_name_win_over_the_operators() {
     // (spec, expected PROM_URL, expected CLUSTER_NAME)
     let cases = [
         ("{}", "http://global-prom:9091", "global"),
-        (r#"{"promURL":"","clusterName":""}"#, "http://global-prom:9091", "global"),
+        (
+            r#"{"promURL":"","clusterName":""}"#,
+            "http://global-prom:9091",
+            "global",
+        ),
         (
             r#"{"promURL":"http://own:9091","clusterName":"prod-eu"}"#,
             "http://own:9091",
             "prod-eu",
         ),
-        (r#"{"clusterName":"prod-eu"}"#, "http://global-prom:9091", "prod-eu"),
+        (
+            r#"{"clusterName":"prod-eu"}"#,
+            "http://global-prom:9091",
+            "prod-eu",
+        ),
     ];
     for (spec, prom, cluster) in cases {
         let job = only_job(&req.clone().with_spec(spec));

@@ -43,7 +43,7 @@ impl Plugin for PrunePlugin {
         expect_action(req, Action::Prune)?;
         let spec: PruneSpec = parse_spec(req)?;
         let retention = spec.retention.unwrap_or_default();
-        let (keep, defaulted) = retention.keep_env()?;
+        let keep = retention.keep_env()?;
         let hosts = retention.host_filter(&req.object.namespace)?;
         let settings = &req.settings;
         let mut job = Job::for_backend(req, "")
@@ -51,7 +51,7 @@ impl Plugin for PrunePlugin {
             .with_flag_each("--tag", retention.tag_filter())
             .with_flag_each("--hostnameFilter", &hosts)
             .exclusive();
-        for (name, value) in &keep {
+        for (name, value) in &keep.vars {
             job = job.with_env_literal(name, value);
         }
         job = job
@@ -61,8 +61,10 @@ impl Plugin for PrunePlugin {
         if settings.skip_snapshot_sync {
             job = job.with_env_literal("BACKUP_SKIP_SNAPSHOT_SYNC", "true");
         }
-        let message = defaulted.then(|| {
-            format!("retention.keepDaily is not set: {DEFAULT_KEEP_DAILY} daily snapshots are kept, as in K8up")
+        let message = keep.daily_defaulted.then(|| {
+            format!(
+                "retention.keepDaily is not set: {DEFAULT_KEEP_DAILY} daily snapshots are kept, as in K8up"
+            )
         });
         Ok(JobPlan {
             jobs: vec![job],

@@ -11,6 +11,15 @@ use serde::Deserialize;
 /// `keepDaily` when the spec leaves it unset or 0, as K8up does.
 pub const DEFAULT_KEEP_DAILY: u32 = 14;
 
+/// The `KEEP_*` variables of a policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeepEnv {
+    /// Name and value of each variable, in a fixed order.
+    pub vars: Vec<(&'static str, String)>,
+    /// Whether `keepDaily` fell back to [`DEFAULT_KEEP_DAILY`].
+    pub daily_defaulted: bool,
+}
+
 /// The fields of `spec.retention` this planner reads (JSON names as in `host/src/crd/retention.rs`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -48,9 +57,8 @@ pub struct Retention {
 }
 
 impl Retention {
-    /// The `KEEP_*` variables in a fixed order, validated. The flag is true when `keepDaily` fell back to
-    /// [`DEFAULT_KEEP_DAILY`].
-    pub fn keep_env(&self) -> Result<(Vec<(&'static str, String)>, bool), PluginError> {
+    /// The `KEEP_*` variables, validated.
+    pub fn keep_env(&self) -> Result<KeepEnv, PluginError> {
         let mut env = Vec::new();
         let counts = [
             ("keepLast", "KEEP_LAST", self.keep_last),
@@ -85,7 +93,11 @@ impl Retention {
             ("keepWithinHourly", "KEEP_WITHIN_HOURLY", &self.keep_within_hourly),
             ("keepWithinDaily", "KEEP_WITHIN_DAILY", &self.keep_within_daily),
             ("keepWithinWeekly", "KEEP_WITHIN_WEEKLY", &self.keep_within_weekly),
-            ("keepWithinMonthly", "KEEP_WITHIN_MONTHLY", &self.keep_within_monthly),
+            (
+                "keepWithinMonthly",
+                "KEEP_WITHIN_MONTHLY",
+                &self.keep_within_monthly,
+            ),
             ("keepWithinYearly", "KEEP_WITHIN_YEARLY", &self.keep_within_yearly),
         ];
         for (field, var, value) in durations {
@@ -95,7 +107,10 @@ impl Retention {
                 env.push((var, value.to_string()));
             }
         }
-        Ok((env, defaulted))
+        Ok(KeepEnv {
+            vars: env,
+            daily_defaulted: defaulted,
+        })
     }
 
     /// The snapshot tags the policy applies to (empty entries dropped).

@@ -46,7 +46,10 @@ fn a_prune_is_one_exclusive_job_with_the_prune_flag_and_the_backend_credentials(
             .contains(&env_secret("RESTIC_PASSWORD", "backup-repo", "password"))
     );
     assert!(job.pvc_mounts.is_empty() && job.node_selector.is_empty());
-    assert_eq!(result, PrunePlugin::plan(&req).unwrap_or_else(|err| unreachable!("{err:?}")));
+    assert_eq!(
+        result,
+        PrunePlugin::plan(&req).unwrap_or_else(|err| unreachable!("{err:?}"))
+    );
 }
 
 #[test]
@@ -86,7 +89,11 @@ fn keep_counts_reach_the_wrapper_only_when_positive_and_keep_daily_defaults_to_1
         let values: Vec<Option<&str>> = KEEP_VARS.iter().map(|var| job.env_literal_value(var)).collect();
         assert_eq!(values, expected, "{retention}");
         for var in KEEP_VARS {
-            assert_eq!(job.has_env(var), job.env_literal_value(var).is_some(), "{var} in {retention}");
+            assert_eq!(
+                job.has_env(var),
+                job.env_literal_value(var).is_some(),
+                "{var} in {retention}"
+            );
         }
         assert_eq!(
             result.message.as_deref().is_some_and(|m| m.contains("14 daily")),
@@ -101,7 +108,11 @@ fn keep_counts_reach_the_wrapper_only_when_positive_and_keep_daily_defaults_to_1
 fn a_spec_without_retention_keeps_14_daily_snapshots_and_says_so() {
     for spec in ["{}", "", r#"{"retention":null}"#] {
         let result = plan(spec);
-        assert_eq!(only_job(&result).env_literal_value("KEEP_DAILY"), Some("14"), "{spec}");
+        assert_eq!(
+            only_job(&result).env_literal_value("KEEP_DAILY"),
+            Some("14"),
+            "{spec}"
+        );
         assert_eq!(
             result.message.as_deref(),
             Some("retention.keepDaily is not set: 14 daily snapshots are kept, as in K8up")
@@ -112,11 +123,17 @@ fn a_spec_without_retention_keeps_14_daily_snapshots_and_says_so() {
 #[test]
 fn negative_or_oversized_counts_are_refused_naming_the_field() {
     let message = refusal(r#"{"retention":{"keepWeekly":-1}}"#);
-    assert!(message.contains("retention.keepWeekly") && message.contains("negative"), "{message}");
+    assert!(
+        message.contains("retention.keepWeekly") && message.contains("negative"),
+        "{message}"
+    );
     let message = refusal(r#"{"retention":{"keepDaily":-3}}"#);
     assert!(message.contains("retention.keepDaily"), "{message}");
     let message = refusal(r#"{"retention":{"keepLast":99999999999}}"#);
-    assert!(message.contains("retention.keepLast") && message.contains("too large"), "{message}");
+    assert!(
+        message.contains("retention.keepLast") && message.contains("too large"),
+        "{message}"
+    );
     let message = refusal(r#"{"retention":{"keepLast":"three"}}"#);
     assert!(message.contains("failed to read the spec"), "{message}");
 }
@@ -124,11 +141,17 @@ fn negative_or_oversized_counts_are_refused_naming_the_field() {
 #[test]
 fn keep_tags_are_one_comma_list_and_a_tag_with_a_comma_is_refused() {
     let job = plan(r#"{"retention":{"keepTags":["important"," release ",""]}}"#);
-    assert_eq!(only_job(&job).env_literal_value("KEEP_TAGS"), Some("important,release"));
+    assert_eq!(
+        only_job(&job).env_literal_value("KEEP_TAGS"),
+        Some("important,release")
+    );
     let job = plan(r#"{"retention":{"keepTags":[]}}"#);
     assert!(!only_job(&job).has_env("KEEP_TAGS"));
     let message = refusal(r#"{"retention":{"keepTags":["a,b"]}}"#);
-    assert!(message.contains("retention.keepTags") && message.contains("\"a,b\""), "{message}");
+    assert!(
+        message.contains("retention.keepTags") && message.contains("\"a,b\""),
+        "{message}"
+    );
 }
 
 #[test]
@@ -193,7 +216,12 @@ fn hostnames_filter_to_the_namespace_and_any_other_host_is_refused() {
 fn the_operator_metrics_webhook_and_snapshot_sync_settings_reach_the_job() {
     let plain = plan("{}");
     let job = only_job(&plain);
-    for var in ["PROM_URL", "CLUSTER_NAME", "STATS_URL", "BACKUP_SKIP_SNAPSHOT_SYNC"] {
+    for var in [
+        "PROM_URL",
+        "CLUSTER_NAME",
+        "STATS_URL",
+        "BACKUP_SKIP_SNAPSHOT_SYNC",
+    ] {
         assert!(!job.has_env(var), "{var}");
     }
     let mut req = request(Action::Prune);

@@ -57,10 +57,16 @@ impl Plugin for RestorePlugin {
         expect_action(req, Action::Restore)?;
         let spec: RestoreSpec = parse_spec(req)?;
         let method = spec.restore_method.clone().ok_or_else(|| {
-            invalid_spec("restoreMethod is missing; set exactly one of restoreMethod.s3 or restoreMethod.folder")
+            invalid_spec(
+                "restoreMethod is missing; set exactly one of restoreMethod.s3 or restoreMethod.folder",
+            )
         })?;
         // `latest` (what `k8up cli restore` writes) is the wrapper's default, not a narrowing choice.
-        let snapshot = spec.snapshot.as_deref().map(str::trim).filter(|s| !s.is_empty() && *s != "latest");
+        let snapshot = spec
+            .snapshot
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty() && *s != "latest");
         let tags = non_empty(spec.tags.as_deref());
         let paths = snapshot_paths(spec.paths.as_deref())?;
         let mut notes = Vec::new();
@@ -151,7 +157,11 @@ fn folder_job(
         job = job.with_flag_each("--preferPath", [format!("{}/{claim}", data_path(req))]);
     }
     // An RWO claim can only be attached to one node: follow the pod that has it.
-    if let Some(pod) = pvc.mounted_by.as_ref().filter(|pod| pvc.is_rwo() && !pod.node.is_empty()) {
+    if let Some(pod) = pvc
+        .mounted_by
+        .as_ref()
+        .filter(|pod| pvc.is_rwo() && !pod.node.is_empty())
+    {
         job = job.on_node(&pod.node).with_tolerations(&pod.tolerations);
     }
     Ok(job)

@@ -1,7 +1,9 @@
 //! Plan-level tests of the restore planner.
 
 use super::*;
-use k8up_plugin_s3_target::{EXTRA_ACCESS_KEY_ID_SECRET, EXTRA_BUCKET, EXTRA_ENDPOINT, EXTRA_SECRET_ACCESS_KEY_SECRET};
+use k8up_plugin_s3_target::{
+    EXTRA_ACCESS_KEY_ID_SECRET, EXTRA_BUCKET, EXTRA_ENDPOINT, EXTRA_SECRET_ACCESS_KEY_SECRET,
+};
 use k8up_plugin_sdk::testing::{pvc, request, toleration};
 use k8up_plugin_sdk::{PvcMount, ValueSource, VolumeMount, env_secret, kv};
 
@@ -118,12 +120,19 @@ fn without_snapshot_paths_or_tags_a_folder_restore_prefers_the_newest_snapshot_o
     for (rest, expected) in cases {
         let result = planned(&folder_request(rest));
         let job = only_job(&result);
-        assert_eq!(job.flag_values("--preferPath"), expected.into_iter().collect::<Vec<_>>(), "{rest}");
+        assert_eq!(
+            job.flag_values("--preferPath"),
+            expected.into_iter().collect::<Vec<_>>(),
+            "{rest}"
+        );
         assert_eq!(job.has_arg("--restoreSnap"), rest.contains("3ab2c0f1"), "{rest}");
     }
     let mut req = folder_request("");
     req.settings.data_path = "/backup/".into();
-    assert_eq!(only_job(&planned(&req)).flag_values("--preferPath"), ["/backup/wordpress"]);
+    assert_eq!(
+        only_job(&planned(&req)).flag_values("--preferPath"),
+        ["/backup/wordpress"]
+    );
 }
 
 #[test]
@@ -148,7 +157,10 @@ fn the_snapshot_choice_and_restic_options_reach_the_wrapper() {
 #[test]
 fn a_path_with_a_comma_is_refused() {
     let message = refusal(&folder_request(r#""paths":["/data/a,b"]"#));
-    assert!(message.starts_with("paths: \"/data/a,b\" contains a comma"), "{message}");
+    assert!(
+        message.starts_with("paths: \"/data/a,b\" contains a comma"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -167,7 +179,13 @@ fn an_s3_restore_uploads_to_the_specs_target_with_secret_references_and_tls() {
     assert!(job.exclusive);
     assert_eq!(
         job.args,
-        ["--restore", "--restoreType", "s3", "--restoreCaCert", "/certs/ca.crt"]
+        [
+            "--restore",
+            "--restoreType",
+            "s3",
+            "--restoreCaCert",
+            "/certs/ca.crt"
+        ]
     );
     assert_eq!(
         job.env_literal_value("RESTORE_S3ENDPOINT"),
@@ -241,7 +259,9 @@ fn the_restore_method_must_name_exactly_one_target() {
         ),
     ];
     for (spec, reason) in cases {
-        let req = request(Action::Restore).with_spec(spec).with_pvcs([pvc("wordpress")]);
+        let req = request(Action::Restore)
+            .with_spec(spec)
+            .with_pvcs([pvc("wordpress")]);
         let message = refusal(&req);
         assert!(message.contains(reason), "{spec}: {message}");
     }
@@ -259,9 +279,11 @@ fn an_rwo_pvc_in_use_is_restored_on_the_node_of_its_pod() {
     assert_eq!(job.tolerations, [taint]);
     let req = request(Action::Restore)
         .with_spec(&format!("{{{FOLDER}}}"))
-        .with_pvcs([pvc("wordpress")
-            .with_access_modes(&["ReadWriteMany"])
-            .mounted_by("wordpress-0", "n2", vec![])]);
+        .with_pvcs(
+            [pvc("wordpress")
+                .with_access_modes(&["ReadWriteMany"])
+                .mounted_by("wordpress-0", "n2", vec![])],
+        );
     assert_eq!(only_job(&planned(&req)).node(), None);
 }
 

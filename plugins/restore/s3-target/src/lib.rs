@@ -159,7 +159,11 @@ fn check_endpoint(endpoint: &str) -> Result<&str, PluginError> {
             "restoreMethod.s3.endpoint must not contain a query or a fragment ({example})"
         )));
     }
-    let bad = |why: &str| invalid_spec(format!("restoreMethod.s3.endpoint: {endpoint:?} {why} ({example})"));
+    let bad = |why: &str| {
+        invalid_spec(format!(
+            "restoreMethod.s3.endpoint: {endpoint:?} {why} ({example})"
+        ))
+    };
     let rest = endpoint
         .strip_prefix("https://")
         .or_else(|| endpoint.strip_prefix("http://"))

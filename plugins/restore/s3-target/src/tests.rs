@@ -14,7 +14,10 @@ fn global_request() -> PlanRequest {
         kv(EXTRA_ENDPOINT, "http://global-s3:8333/"),
         kv(EXTRA_BUCKET, "restores"),
         kv(EXTRA_ACCESS_KEY_ID_SECRET, "k8up-global-restore/access-key-id"),
-        kv(EXTRA_SECRET_ACCESS_KEY_SECRET, "k8up-global-restore/secret-access-key"),
+        kv(
+            EXTRA_SECRET_ACCESS_KEY_SECRET,
+            "k8up-global-restore/secret-access-key",
+        ),
         kv("insecure-allow-podexec-spdy-fallback", "false"),
     ];
     req
@@ -37,17 +40,19 @@ fn the_global_target_is_used_when_the_spec_names_none() {
     );
     assert_eq!(
         target.secret_access_key,
-        env_secret("RESTORE_SECRETACCESSKEY", "k8up-global-restore", "secret-access-key")
+        env_secret(
+            "RESTORE_SECRETACCESSKEY",
+            "k8up-global-restore",
+            "secret-access-key"
+        )
     );
 }
 
 #[test]
 fn each_field_of_the_spec_wins_over_its_global_counterpart() {
     let req = global_request();
-    let spec = s3(
-        r#"{"endpoint":"https://own.example.com/prefix/","bucket":"",
-            "secretAccessKeySecretRef":{"name":"own-creds","key":"secret","optional":true}}"#,
-    );
+    let spec = s3(r#"{"endpoint":"https://own.example.com/prefix/","bucket":"",
+            "secretAccessKeySecretRef":{"name":"own-creds","key":"secret","optional":true}}"#);
     let target = S3Target::resolve(&req, Some(&spec)).unwrap_or_else(|err| unreachable!("{err:?}"));
     assert_eq!(target.url, "https://own.example.com/prefix/restores");
     assert_eq!(
@@ -79,9 +84,8 @@ fn a_target_without_endpoint_bucket_or_credentials_is_refused_naming_the_field()
     assert!(refusal(&bare, Some(&spec)).starts_with("restoreMethod.s3.bucket is not set"));
     let spec = s3(r#"{"endpoint":"http://s3:9000","bucket":"b"}"#);
     assert!(refusal(&bare, Some(&spec)).starts_with("restoreMethod.s3.accessKeyIDSecretRef is not set"));
-    let spec = s3(
-        r#"{"endpoint":"http://s3:9000","bucket":"b","accessKeyIDSecretRef":{"name":"c","key":"id"}}"#,
-    );
+    let spec =
+        s3(r#"{"endpoint":"http://s3:9000","bucket":"b","accessKeyIDSecretRef":{"name":"c","key":"id"}}"#);
     assert!(refusal(&bare, Some(&spec)).starts_with("restoreMethod.s3.secretAccessKeySecretRef is not set"));
     let spec = s3(r#"{"accessKeyIDSecretRef":{"name":"","key":"id"}}"#);
     assert!(refusal(&global_request(), Some(&spec)).contains("needs both name and key"));
@@ -145,7 +149,8 @@ fn tls_options_become_restore_args_and_a_lone_client_cert_is_refused() {
             "/certs/tls.key".into(),
         ])
     );
-    let ca_only: TlsOptions = serde_json::from_str(r#"{"caCert":"/ca.crt","clientCert":""}"#).unwrap_or_default();
+    let ca_only: TlsOptions =
+        serde_json::from_str(r#"{"caCert":"/ca.crt","clientCert":""}"#).unwrap_or_default();
     assert_eq!(
         tls_args(Some(&ca_only)),
         Ok(vec!["--restoreCaCert".to_string(), "/ca.crt".into()])
