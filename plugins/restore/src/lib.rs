@@ -91,6 +91,9 @@ impl Plugin for RestorePlugin {
             }
             (None, Some(folder)) => {
                 let narrowed = snapshot.is_some() || !tags.is_empty() || !paths.is_empty();
+                if method.tls_options.is_some() {
+                    notes.push("restoreMethod.tlsOptions has no effect on a folder restore".to_string());
+                }
                 folder_job(req, &spec, folder, narrowed, job, &mut notes)?
             }
             (Some(s3), None) => {

@@ -93,6 +93,19 @@ fn a_read_only_folder_is_mounted_read_only_and_the_plan_says_so() {
 }
 
 #[test]
+fn target_tls_options_on_a_folder_restore_are_left_out_and_named_in_the_message() {
+    let req = request(Action::Restore)
+        .with_spec(r#"{"restoreMethod":{"folder":{"claimName":"wordpress"},"tlsOptions":{"caCert":"/ca"}}}"#)
+        .with_pvcs([pvc("wordpress")]);
+    let with_tls = planned(&req);
+    assert!(!only_job(&with_tls).has_arg("--restoreCaCert"));
+    assert_eq!(
+        with_tls.message.as_deref(),
+        Some("restoreMethod.tlsOptions has no effect on a folder restore")
+    );
+}
+
+#[test]
 fn a_folder_restore_into_a_pvc_that_does_not_exist_is_an_invalid_spec() {
     let req = request(Action::Restore)
         .with_spec(&format!("{{{FOLDER}}}"))
