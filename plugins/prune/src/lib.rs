@@ -63,7 +63,7 @@ impl Plugin for PrunePlugin {
         }
         let message = keep.daily_defaulted.then(|| {
             format!(
-                "retention.keepDaily is not set: {DEFAULT_KEEP_DAILY} daily snapshots are kept, as in K8up"
+                "retention sets no keep rule: {DEFAULT_KEEP_DAILY} daily snapshots are kept, as in K8up"
             )
         });
         Ok(JobPlan {

@@ -8,7 +8,7 @@
 use k8up_plugin_sdk::{PluginError, invalid_spec};
 use serde::Deserialize;
 
-/// `keepDaily` when the spec leaves it unset or 0, as K8up does.
+/// `keepDaily` when the spec sets no keep rule at all (counts of 0 count as unset), as K8up does.
 pub const DEFAULT_KEEP_DAILY: u32 = 14;
 
 /// The `KEEP_*` variables of a policy.
@@ -28,7 +28,7 @@ pub struct Retention {
     pub keep_last: Option<i64>,
     /// `KEEP_HOURLY`.
     pub keep_hourly: Option<i64>,
-    /// `KEEP_DAILY` (14 when unset or 0).
+    /// `KEEP_DAILY` (14 when no keep rule is set at all).
     pub keep_daily: Option<i64>,
     /// `KEEP_WEEKLY`.
     pub keep_weekly: Option<i64>,
@@ -68,15 +68,9 @@ impl Retention {
             ("keepMonthly", "KEEP_MONTHLY", self.keep_monthly),
             ("keepYearly", "KEEP_YEARLY", self.keep_yearly),
         ];
-        let mut defaulted = false;
         for (field, var, value) in counts {
-            match count(field, value)? {
-                Some(n) => env.push((var, n.to_string())),
-                None if var == "KEEP_DAILY" => {
-                    defaulted = true;
-                    env.push((var, DEFAULT_KEEP_DAILY.to_string()));
-                }
-                None => {}
+            if let Some(n) = count(field, value)? {
+                env.push((var, n.to_string()));
             }
         }
         let keep_tags = non_empty(self.keep_tags.as_deref());
@@ -106,6 +100,12 @@ impl Retention {
                     .map_err(|why| invalid_spec(format!("retention.{field}: {why}")))?;
                 env.push((var, value.to_string()));
             }
+        }
+        // Without any keep rule `restic forget` would refuse to run (or, with K8up's flags, forget
+        // everything): keep 14 daily snapshots, K8up's default. An explicit rule is never widened by it.
+        let defaulted = env.is_empty();
+        if defaulted {
+            env.push(("KEEP_DAILY", DEFAULT_KEEP_DAILY.to_string()));
         }
         Ok(KeepEnv {
             vars: env,

@@ -53,14 +53,14 @@ fn a_prune_is_one_exclusive_job_with_the_prune_flag_and_the_backend_credentials(
 }
 
 #[test]
-fn keep_counts_reach_the_wrapper_only_when_positive_and_keep_daily_defaults_to_14() {
+fn keep_counts_reach_the_wrapper_only_when_positive_and_keep_daily_defaults_to_14_without_any_rule() {
     // (retention, expected KEEP_* values in KEEP_VARS order, keepDaily defaulted)
     let cases: [(&str, [Option<&str>; 6], bool); 6] = [
         (r#"{}"#, [None, None, Some("14"), None, None, None], true),
         (
             r#"{"keepLast":5}"#,
-            [Some("5"), None, Some("14"), None, None, None],
-            true,
+            [Some("5"), None, None, None, None, None],
+            false,
         ),
         (
             r#"{"keepDaily":0,"keepWeekly":0}"#,
@@ -79,8 +79,8 @@ fn keep_counts_reach_the_wrapper_only_when_positive_and_keep_daily_defaults_to_1
         ),
         (
             r#"{"keepLast":null,"keepMonthly":12}"#,
-            [None, None, Some("14"), None, Some("12"), None],
-            true,
+            [None, None, None, None, Some("12"), None],
+            false,
         ),
     ];
     for (retention, expected, defaulted) in cases {
@@ -115,7 +115,7 @@ fn a_spec_without_retention_keeps_14_daily_snapshots_and_says_so() {
         );
         assert_eq!(
             result.message.as_deref(),
-            Some("retention.keepDaily is not set: 14 daily snapshots are kept, as in K8up")
+            Some("retention sets no keep rule: 14 daily snapshots are kept, as in K8up")
         );
     }
 }
