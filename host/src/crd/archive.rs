@@ -8,8 +8,8 @@ use super::restore::RestoreSpec;
 use super::status::Status;
 
 /// Archive snapshots as `.tar.gz` files into the S3 bucket of `restoreMethod.s3`. Accepts every Restore
-/// field, as K8up does; `snapshot`, `paths`, `restoreFilter`, `restoreTimeFilter`, `delete` and
-/// `restoreMethod.folder` have no effect on an Archive.
+/// field, as K8up does; `tags` and `paths` select the snapshots, while `snapshot`, `restoreFilter`,
+/// `restoreTimeFilter`, `delete` and `restoreMethod.folder` have no effect on an Archive.
 // clippy reads the repeated `type_ = ...` inside separate `printcolumn(...)` groups as duplicates.
 #[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -80,7 +80,8 @@ pub struct RetentionPolicy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<String>>,
 
-    /// Apply the policy only to snapshots of these hosts (`--host`, once per entry). Unset: the namespace.
+    /// Apply the policy only to snapshots of these hosts. A Prune only ever touches its own namespace's
+    /// snapshots (host = the namespace), so the only accepted entry is the namespace itself; others are refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostnames: Option<Vec<String>>,
 }
