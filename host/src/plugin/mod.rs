@@ -4,6 +4,11 @@
 pub mod bindings;
 pub mod engine;
 pub mod error;
+pub mod request;
+pub mod state;
+
+#[cfg(test)]
+pub(crate) mod fixtures;
 
 pub use engine::{Limits, Plugin, PluginEngine, sha256_hex};
 pub use error::Error;
