@@ -2,6 +2,7 @@
 //! built-in plugins, the ConfigMap registry and the dry-run commands.
 
 pub mod bindings;
+pub mod builtin;
 pub mod check;
 pub mod engine;
 pub mod error;
