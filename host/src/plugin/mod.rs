@@ -6,7 +6,9 @@ pub mod builtin;
 pub mod check;
 pub mod engine;
 pub mod error;
+pub mod planner;
 pub mod request;
+pub mod source;
 pub mod state;
 
 #[cfg(test)]
@@ -14,6 +16,8 @@ pub(crate) mod fixtures;
 
 pub use engine::{Limits, Plugin, PluginEngine, sha256_hex};
 pub use error::Error;
+pub use planner::{PluginPlanner, plan_jobs};
+pub use source::{Builtins, PluginSource};
 
 /// The contract types the host works with (the newest WIT version's).
 pub mod types {
