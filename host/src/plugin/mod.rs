@@ -4,6 +4,7 @@
 pub mod bindings;
 pub mod builtin;
 pub mod check;
+pub mod dryrun;
 pub mod engine;
 pub mod error;
 pub mod planner;
