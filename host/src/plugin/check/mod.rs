@@ -319,30 +319,42 @@ impl Checker<'_> {
                 at(&format!("{len} {list}, at most {MAX_ITEMS}"))
             })?;
         }
+        // Which field a string is in, never its content: an oversized value may well be a secret.
         let strings = job
             .args
             .iter()
+            .map(|s| ("an argument", s))
+            .chain(job.env.iter().flat_map(|e| {
+                std::iter::once(("an env var name", &e.name)).chain(
+                    value_strings(&e.value)
+                        .into_iter()
+                        .map(|s| ("an env var value", s)),
+                )
+            }))
             .chain(
-                job.env
+                job.pvc_mounts
                     .iter()
-                    .flat_map(|e| std::iter::once(&e.name).chain(value_strings(&e.value))),
+                    .flat_map(|m| [("a pvc mount", &m.claim_name), ("a pvc mount", &m.mount_path)]),
             )
-            .chain(job.pvc_mounts.iter().flat_map(|m| [&m.claim_name, &m.mount_path]))
+            .chain(job.volume_mounts.iter().flat_map(|m| {
+                [("a volume mount", &m.name), ("a volume mount", &m.mount_path)]
+                    .into_iter()
+                    .chain(m.sub_path.iter().map(|s| ("a volume mount", s)))
+            }))
             .chain(
-                job.volume_mounts
+                job.node_selector
                     .iter()
-                    .flat_map(|m| [&m.name, &m.mount_path].into_iter().chain(&m.sub_path)),
+                    .flat_map(|p| [("the node selector", &p.key), ("the node selector", &p.value)]),
             )
-            .chain(job.node_selector.iter().flat_map(|p| [&p.key, &p.value]))
-            .chain(job.labels.iter().flat_map(|p| [&p.key, &p.value]))
-            .chain(job.annotations.iter().map(|p| &p.key));
-        for s in strings {
+            .chain(
+                job.labels
+                    .iter()
+                    .flat_map(|p| [("a label", &p.key), ("a label", &p.value)]),
+            )
+            .chain(job.annotations.iter().map(|p| ("an annotation key", &p.key)));
+        for (field, s) in strings {
             self.ensure(s.len() <= MAX_STRING, Rule::PlanSize, || {
-                at(&format!(
-                    "a string of {} bytes ({:?}…), at most {MAX_STRING}",
-                    s.len(),
-                    truncate(s)
-                ))
+                at(&format!("{field} of {} bytes, at most {MAX_STRING}", s.len()))
             })?;
         }
         let annotations: usize = job.annotations.iter().map(|p| p.key.len() + p.value.len()).sum();
