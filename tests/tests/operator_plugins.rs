@@ -109,7 +109,10 @@ async fn a_backup_of_two_bound_pvcs_is_planned_by_the_embedded_wasm_plugin() {
             .flatten()
             .map(|m| (m.mount_path.clone(), m.read_only))
             .collect();
-        assert!(mounts.contains(&(format!("/data/{pvc}"), Some(true))), "{mounts:?}");
+        assert!(
+            mounts.contains(&(format!("/data/{pvc}"), Some(true))),
+            "{mounts:?}"
+        );
         let env = container.env.clone().unwrap();
         let password = env.iter().find(|e| e.name == "RESTIC_PASSWORD").unwrap();
         assert_eq!(password.value, None, "never a literal");
@@ -120,10 +123,7 @@ async fn a_backup_of_two_bound_pvcs_is_planned_by_the_embedded_wasm_plugin() {
         );
         assert_eq!(env.last().unwrap().name, "RESTIC_REPOSITORY");
         assert_eq!(spec.service_account_name.as_deref(), Some("pod-executor"));
-        assert_eq!(
-            spec.security_context.and_then(|s| s.run_as_non_root),
-            Some(true)
-        );
+        assert_eq!(spec.security_context.and_then(|s| s.run_as_non_root), Some(true));
         let owner = &job.metadata.owner_references.clone().unwrap()[0];
         assert_eq!((owner.kind.as_str(), owner.name.as_str()), ("Backup", "nightly"));
     }
@@ -172,7 +172,10 @@ async fn a_hostile_plugins_refused_plan_becomes_a_condition_and_a_warning_while_
     assert_eq!(warning.reason.as_deref(), Some("Plan"));
     let note = warning.note.unwrap_or_default();
     assert!(note.contains("rejected by rule offered-pvc"), "{note}");
-    assert!(owned_jobs(&c, "default", "backup_evil").await.is_empty(), "nothing built from the plan");
+    assert!(
+        owned_jobs(&c, "default", "backup_evil").await.is_empty(),
+        "nothing built from the plan"
+    );
 
     // The operator keeps serving: the next Backup is planned by the built-in.
     create_backup(&c, "fine", json!({})).await;
@@ -181,5 +184,37 @@ async fn a_hostile_plugins_refused_plan_becomes_a_condition_and_a_warning_while_
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].metadata.name.as_deref(), Some("backup-fine-shared"));
     operator.shutdown().await;
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn k8up_plan_with_a_kubeconfig_reads_the_cluster_and_writes_nothing() {
+    use k8up::plugin::dryrun::{Cluster, Resource, client_from_kubeconfig, plan_resource};
+    let sb = sandbox().await;
+    let c = sb.client();
+    bound_pvc(&c, "default", "data").await;
+    let client = client_from_kubeconfig(sb.kubeconfig_path()).await.unwrap();
+    let resource =
+        Resource::parse("apiVersion: k8up.io/v1\nkind: Backup\nmetadata: {name: dry}\nspec: {}\n").unwrap();
+    let settings = Arc::new(settings(&[]));
+    let planner = PluginPlanner::with_builtins(&settings.plugins).await.unwrap();
+    let run = plan_resource(&planner, &resource, &settings, Cluster::Client(&client), false)
+        .await
+        .unwrap();
+    let offered: Vec<&str> = run.request.pvcs.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(offered, ["data"], "the PVC was observed through the kubeconfig");
+    let names: Vec<String> = run.jobs.iter().filter_map(|j| j.metadata.name.clone()).collect();
+    assert_eq!(names, ["backup-dry-shared"]);
+
+    let jobs: Api<Job> = Api::namespaced(c.clone(), "default");
+    assert!(jobs.list(&ListParams::default()).await.unwrap().items.is_empty());
+    let secrets: Api<Secret> = Api::namespaced(c.clone(), "default");
+    assert!(
+        secrets
+            .get_opt("k8up-global-credentials")
+            .await
+            .unwrap()
+            .is_none()
+    );
     sb.shutdown().await;
 }
