@@ -4,6 +4,7 @@
 //! `--help` text, and a help heading per topic. `docs/configuration.md` is generated from this model by
 //! [`config_reference_markdown`].
 
+mod plan;
 mod reference;
 
 use std::io::Write;
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+pub use plan::{InspectArgs, LimitArgs, PlanArgs, PluginCommand, RunArgs, plan, plugin};
 pub use reference::{REGENERATE_COMMAND as REGENERATE_DOCS_COMMAND, config_reference_markdown};
 
 use crate::operator::settings::OperatorArgs;
@@ -53,8 +55,8 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The subcommands. `plan`, `plugin` and `cli` (the user CLI, e.g. `cli restore`) join with their issues:
-/// each is one more variant here and one more arm in `main.rs`.
+/// The subcommands. `cli` (the user CLI, e.g. `cli restore`) joins with its issue: one more variant here and
+/// one more arm in `main.rs`.
 // One value per process: the size difference between variants costs nothing worth a `Box`.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Subcommand)]
@@ -65,6 +67,11 @@ pub enum Command {
     Restic(ResticArgs),
     /// Print every CustomResourceDefinition as YAML, or write one file per kind.
     Crds(CrdsArgs),
+    /// Print the Jobs the operator would create for a resource (YAML), without writing to any cluster.
+    Plan(PlanArgs),
+    /// Inspect a plugin component or run its planner on a request.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Print the version, git commit, build target and supported plugin interface versions.
     Version,
 }
@@ -123,6 +130,21 @@ pub enum Error {
     /// Standard output could not be written.
     #[error("failed to write to standard output")]
     WriteOutput(#[source] std::io::Error),
+    /// The operator settings given to `k8up plan` are invalid.
+    #[error(transparent)]
+    Settings(crate::operator::settings::SettingsError),
+    /// The async runtime could not be started.
+    #[error("failed to start the async runtime")]
+    Runtime(#[source] std::io::Error),
+    /// A dry run (`k8up plan`, `k8up plugin`) failed.
+    #[error(transparent)]
+    DryRun(#[from] crate::plugin::dryrun::DryRunError),
+    /// Jobs could not be rendered as YAML.
+    #[error("failed to render the jobs as YAML")]
+    RenderYaml(#[source] serde_yaml::Error),
+    /// A request or plan could not be rendered as JSON.
+    #[error("failed to render JSON")]
+    RenderJson(#[source] serde_json::Error),
 }
 
 /// `k8up crds`: print all CRDs to `out`, or write them into `args.dir` and list the files written.

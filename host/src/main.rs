@@ -42,6 +42,14 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             k8up::cli::crds(&args, &mut std::io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Plan(args) => {
+            k8up::cli::plan(args, &mut std::io::stdout().lock(), &mut std::io::stderr().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plugin(command) => {
+            k8up::cli::plugin(command, &mut std::io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Version => {
             print!("{}", k8up::cli::VersionInfo::current());
             Ok(ExitCode::SUCCESS)

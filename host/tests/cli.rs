@@ -30,22 +30,48 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// Every (subcommand, env var, hidden) the clap model declares; the subcommand is empty for global flags.
+/// Every (subcommand path, env var, hidden) the clap model declares, nested subcommands included
+/// (`plugin inspect`); the path is empty for global flags.
 fn all_args_with_env() -> Vec<(String, String, bool)> {
-    let cli = Cli::command();
-    let mut found = Vec::new();
-    let subcommands = std::iter::once(("", &cli)).chain(cli.get_subcommands().map(|s| (s.get_name(), s)));
-    for (name, command) in subcommands {
+    fn collect(command: &clap::Command, path: &str, found: &mut Vec<(String, String, bool)>) {
         for arg in command.get_arguments() {
             if let Some(env) = arg.get_env() {
                 found.push((
-                    name.to_owned(),
+                    path.to_owned(),
                     env.to_string_lossy().into_owned(),
                     arg.is_hide_set(),
                 ));
             }
         }
+        for sub in command.get_subcommands() {
+            let child = if path.is_empty() {
+                sub.get_name().to_owned()
+            } else {
+                format!("{path} {}", sub.get_name())
+            };
+            collect(sub, &child, found);
+        }
     }
+    let mut found = Vec::new();
+    collect(&Cli::command(), "", &mut found);
+    found
+}
+
+/// Every subcommand path (`operator`, `plugin`, `plugin inspect`, ...).
+fn all_subcommands() -> Vec<String> {
+    fn collect(command: &clap::Command, path: &str, found: &mut Vec<String>) {
+        for sub in command.get_subcommands() {
+            let child = if path.is_empty() {
+                sub.get_name().to_owned()
+            } else {
+                format!("{path} {}", sub.get_name())
+            };
+            found.push(child.clone());
+            collect(sub, &child, found);
+        }
+    }
+    let mut found = Vec::new();
+    collect(&Cli::command(), "", &mut found);
     found
 }
 
@@ -74,25 +100,22 @@ fn every_help_screen_lists_the_env_var_of_each_visible_flag() {
     }
 
     let mut checked = 0;
-    for sub in Cli::command().get_subcommands() {
-        let help = k8up(&[sub.get_name(), "--help"], &[]);
+    for sub in all_subcommands() {
+        let mut argv: Vec<&str> = sub.split(' ').collect();
+        argv.push("--help");
+        let help = k8up(&argv, &[]);
         assert!(help.status.success(), "{}", stderr(&help));
         let text = stdout(&help);
-        let visible = all.iter().filter(|(s, _, hidden)| s == sub.get_name() && !hidden);
+        let visible = all.iter().filter(|(s, _, hidden)| *s == sub && !hidden);
         for (_, env, _) in visible {
             assert!(
                 text.contains(&format!("[env: {env}")),
-                "`k8up {} --help` lacks {env}",
-                sub.get_name()
+                "`k8up {sub} --help` lacks {env}"
             );
             checked += 1;
         }
         for env in &globals {
-            assert!(
-                text.contains(env),
-                "`k8up {} --help` lacks the global {env}",
-                sub.get_name()
-            );
+            assert!(text.contains(env), "`k8up {sub} --help` lacks the global {env}");
         }
     }
     // The operator alone has more than 50 settings; a broken model would check next to nothing.
@@ -380,6 +403,9 @@ fn the_configuration_reference_documents_every_env_var_including_hidden_ones() {
         "## `k8up operator`",
         "### Leader election",
         "## `k8up crds`",
+        "## `k8up plan`",
+        "## `k8up plugin inspect`",
+        "## `k8up plugin run`",
     ] {
         assert!(doc.contains(heading), "the reference lacks {heading}");
     }

@@ -35,19 +35,27 @@ pub fn config_reference_markdown() -> String {
     table(&mut out, &globals);
 
     for sub in cli.get_subcommands() {
-        subcommand(&mut out, sub);
+        subcommand(&mut out, "k8up", sub);
     }
     out
 }
 
-fn subcommand(out: &mut String, sub: &Command) {
-    let _ = writeln!(out, "## `k8up {}`\n", sub.get_name());
+/// One section per subcommand, nested ones (`k8up plugin inspect`) after their parent.
+fn subcommand(out: &mut String, parent: &str, sub: &Command) {
+    let path = format!("{parent} {}", sub.get_name());
+    let _ = writeln!(out, "## `{path}`\n");
     if let Some(about) = sub.get_long_about().or(sub.get_about()) {
         let _ = writeln!(out, "{about}\n");
     }
     let args: Vec<&Arg> = sub.get_arguments().filter(|a| documented(a)).collect();
+    let nested: Vec<&Command> = sub.get_subcommands().filter(|c| c.get_name() != "help").collect();
     if args.is_empty() {
-        out.push_str("No flags.\n\n");
+        if nested.is_empty() {
+            out.push_str("No flags.\n\n");
+        }
+        for child in nested {
+            subcommand(out, &path, child);
+        }
         return;
     }
     let mut headings: Vec<Option<&str>> = Vec::new();
@@ -64,6 +72,9 @@ fn subcommand(out: &mut String, sub: &Command) {
             .collect();
         let _ = writeln!(out, "### {}\n", heading.unwrap_or("Options"));
         table(out, &group);
+    }
+    for child in nested {
+        subcommand(out, &path, child);
     }
 }
 

@@ -31,6 +31,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The plugin engine or the built-in plugins could not be set up.
+    #[error("failed to set up the planning plugins")]
+    Plugins(#[source] crate::plugin::Error),
     /// Waiting for the shutdown signal failed.
     #[error("failed to wait for the shutdown signal")]
     Signal(#[source] std::io::Error),
@@ -38,10 +41,13 @@ pub enum Error {
 
 /// Run the operator with validated settings until it is told to stop (Ctrl-C / SIGINT).
 ///
-/// Jobs are planned by [`driver::plan::Unwired`] until the plugin engine is wired in: every action then
-/// reports `Ready=False/CreationFailed` saying so. Use [`run_with_planner`] to supply a planner.
+/// Jobs are planned by the WASM plugins ([`crate::plugin::PluginPlanner`] with the embedded built-ins, under
+/// the configured limits). Use [`run_with_planner`] to supply another planner.
 pub async fn run(settings: settings::OperatorSettings) -> Result<(), Error> {
-    run_with_planner(settings, Arc::new(driver::plan::Unwired)).await
+    let planner = crate::plugin::PluginPlanner::with_builtins(&settings.plugins)
+        .await
+        .map_err(Error::Plugins)?;
+    run_with_planner(settings, Arc::new(planner)).await
 }
 
 /// Run the operator with the given planner until Ctrl-C.

@@ -5,15 +5,17 @@
 //! [API read]  [pure]       [planner] [API write] [pure + status write]  [API write]
 //! ```
 //! Which steps touch the API server: `observe` (every read, including siblings), `apply` (Jobs, the executor
-//! ServiceAccount/RoleBinding, Snapshot resources, deletion of old siblings) and the status write at the end
-//! of a step. `validate`, `status`, `history::select_for_deletion` and `snapshots::diff` are pure; `plan`
-//! calls the [`Planner`] (the sandboxed WASM plugin in production), which never sees a client.
+//! ServiceAccount/RoleBinding, the global-credentials Secret, Snapshot resources, deletion of old siblings)
+//! and the status write at the end of a step. `validate`, `status`, `history::select_for_deletion` and
+//! `snapshots::diff` are pure; `plan` calls the [`Planner`] (the sandboxed WASM plugin in production), which
+//! never sees a client.
 //!
 //! Idempotence: Jobs have deterministic names and are created, never updated; `409` means "already there".
 //! Planning runs only until the object is `started`; from then on the status mirrors the owned Jobs, whose
 //! changes reach the controller through `.owns(Job)`.
 
 pub mod apply;
+pub mod credentials;
 pub mod history;
 pub mod observe;
 pub mod plan;
@@ -85,6 +87,13 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// The Secret mirroring the operator's global credentials could not be applied.
+    #[error("failed to apply the global credentials secret")]
+    EnsureCredentials {
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
     /// Snapshot resources could not be written.
     #[error("failed to sync snapshot resources")]
     SyncSnapshots {
@@ -119,6 +128,7 @@ impl Error {
             Self::ApplyJob { .. } => "ApplyJob",
             Self::JobConflict { .. } => "JobConflict",
             Self::EnsureExecutor { .. } => "EnsureExecutor",
+            Self::EnsureCredentials { .. } => "EnsureCredentials",
             Self::SyncSnapshots { .. } => "SyncSnapshots",
             Self::Cleanup { .. } => "Cleanup",
             Self::WriteStatus { .. } => "WriteStatus",
@@ -313,6 +323,8 @@ async fn reconcile_inner<K: ActionKind>(object: &Arc<K>, ctx: &Context) -> Resul
         if K::NEEDS_EXECUTOR {
             apply::ensure_executor(&ctx.client, &action).await?;
         }
+        // Jobs reference the operator's global credentials through this Secret, never as literals.
+        credentials::ensure_global_credentials(&ctx.client, &action).await?;
         // plan (the planner never sees a client)
         let plan = match ctx
             .planner

@@ -9,7 +9,7 @@ use kube::{Api, Client};
 use super::Error;
 use super::status::{JobState, job_state};
 use super::validate::LABEL_OWNED_BY;
-use crate::crd::{PodConfig, PreBackupPod, Snapshot};
+use crate::crd::{JobType, PodConfig, PreBackupPod, Snapshot};
 use crate::operator::kinds::ActionKind;
 
 /// What the driver read about one action.
@@ -17,7 +17,7 @@ use crate::operator::kinds::ActionKind;
 pub struct Observed {
     /// Jobs labelled `k8up.io/owned-by=<type>_<name>`, sorted by name.
     pub jobs: Vec<Job>,
-    /// PVCs of the namespace (Backup, before its Jobs exist).
+    /// PVCs of the namespace (Backup, before its Jobs exist); for a folder Restore, the PVC it restores into.
     pub pvcs: Vec<PersistentVolumeClaim>,
     /// PVs (for the node affinity of unmounted RWO PVCs; Backup, before its Jobs exist).
     pub pvs: Vec<PersistentVolume>,
@@ -87,6 +87,16 @@ pub async fn observe<K: ActionKind>(client: &Client, object: &K, wants: Wants) -
                 .await
                 .map_err(read("prebackuppods"))?
                 .items;
+        } else if K::JOB_TYPE == JobType::Restore
+            && let Some(claim) = restore_claim(&object.spec_json())
+        {
+            // A folder Restore mounts the one PVC it names: that PVC is its only candidate.
+            observed.pvcs.extend(
+                Api::<PersistentVolumeClaim>::namespaced(client.clone(), &namespace)
+                    .get_opt(&claim)
+                    .await
+                    .map_err(read("persistentvolumeclaims"))?,
+            );
         }
         if let Some(reference) = &object.runnable().pod_config_ref {
             observed.pod_config = Api::<PodConfig>::namespaced(client.clone(), &namespace)
@@ -121,6 +131,12 @@ pub async fn observe<K: ActionKind>(client: &Client, object: &K, wants: Wants) -
         }
     }
     Ok(observed)
+}
+
+/// The PVC a folder Restore writes into (`spec.restoreMethod.folder.claimName`), if any.
+pub fn restore_claim(spec: &serde_json::Value) -> Option<String> {
+    let claim = spec.pointer("/restoreMethod/folder/claimName")?.as_str()?;
+    (!claim.is_empty()).then(|| claim.to_string())
 }
 
 /// The non-empty termination messages of the terminated containers of `pods`, oldest pod first (a Job
