@@ -15,7 +15,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// The built-in plugins: (action, crate). The one table to extend when a built-in joins the workspace.
-const BUILTINS: &[(&str, &str)] = &[("backup", "k8up-plugin-backup")];
+const BUILTINS: &[(&str, &str)] = &[
+    ("backup", "k8up-plugin-backup"),
+    ("prune", "k8up-plugin-prune"),
+    ("check", "k8up-plugin-check"),
+    ("archive", "k8up-plugin-archive"),
+    ("restore", "k8up-plugin-restore"),
+];
 
 const TARGET: &str = "wasm32-wasip2";
 const PROFILE: &str = "plugin";

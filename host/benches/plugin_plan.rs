@@ -22,11 +22,33 @@ struct Case {
 }
 
 /// Add a row per embedded built-in.
-const CASES: &[Case] = &[Case {
-    job_type: JobType::Backup,
-    native: <k8up_plugin_backup::BackupPlugin as sdk::Plugin>::plan,
-    request: backup_request,
-}];
+const CASES: &[Case] = &[
+    Case {
+        job_type: JobType::Backup,
+        native: <k8up_plugin_backup::BackupPlugin as sdk::Plugin>::plan,
+        request: backup_request,
+    },
+    Case {
+        job_type: JobType::Prune,
+        native: <k8up_plugin_prune::PrunePlugin as sdk::Plugin>::plan,
+        request: prune_request,
+    },
+    Case {
+        job_type: JobType::Check,
+        native: <k8up_plugin_check::CheckPlugin as sdk::Plugin>::plan,
+        request: check_request,
+    },
+    Case {
+        job_type: JobType::Archive,
+        native: <k8up_plugin_archive::ArchivePlugin as sdk::Plugin>::plan,
+        request: archive_request,
+    },
+    Case {
+        job_type: JobType::Restore,
+        native: <k8up_plugin_restore::RestorePlugin as sdk::Plugin>::plan,
+        request: restore_request,
+    },
+];
 
 const WARMUP: usize = 200;
 const SAMPLES: usize = 2000;
@@ -335,4 +357,51 @@ fn toleration(t: &host::Toleration) -> sdk::Toleration {
         effect: t.effect.clone(),
         toleration_seconds: t.toleration_seconds,
     }
+}
+
+/// The backup request's object, backend and settings, for another action with its own spec and PVCs.
+fn action_request(action: host::Action, spec_json: &str, pvcs: Vec<host::Pvc>) -> host::PlanRequest {
+    host::PlanRequest {
+        action,
+        spec_json: spec_json.to_string(),
+        pvcs,
+        pods: Vec::new(),
+        ..backup_request()
+    }
+}
+
+fn prune_request() -> host::PlanRequest {
+    action_request(
+        host::Action::Prune,
+        r#"{"retention":{"keepLast":5,"keepDaily":14,"keepWithin":"2y5m7d3h","keepTags":["keep"],"tags":["daily"]}}"#,
+        Vec::new(),
+    )
+}
+
+fn check_request() -> host::PlanRequest {
+    action_request(
+        host::Action::Check,
+        r#"{"promURL":"http://pushgateway:9091/","clusterName":"prod"}"#,
+        Vec::new(),
+    )
+}
+
+fn archive_request() -> host::PlanRequest {
+    action_request(
+        host::Action::Archive,
+        r#"{"tags":["daily"],"restoreMethod":{"s3":{"endpoint":"http://minio:9000","bucket":"archive","accessKeyIDSecretRef":{"name":"s3","key":"id"},"secretAccessKeySecretRef":{"name":"s3","key":"secret"}}}}"#,
+        Vec::new(),
+    )
+}
+
+fn restore_request() -> host::PlanRequest {
+    let target = backup_request().pvcs.remove(1);
+    action_request(
+        host::Action::Restore,
+        &format!(
+            r#"{{"restoreMethod":{{"folder":{{"claimName":"{}"}}}},"restoreTimeFilter":"2026-11"}}"#,
+            target.name
+        ),
+        vec![target],
+    )
 }

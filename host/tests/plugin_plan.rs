@@ -74,6 +74,30 @@ const CASES: &[Case] = &[
         ],
         snapshot: "backup_example_relaxed",
     },
+    Case {
+        example: "crds/examples/prune.yaml",
+        state: "host/tests/fixtures/plan/empty-state.yaml",
+        env: &[],
+        snapshot: "prune_example",
+    },
+    Case {
+        example: "crds/examples/check.yaml",
+        state: "host/tests/fixtures/plan/empty-state.yaml",
+        env: &[],
+        snapshot: "check_example",
+    },
+    Case {
+        example: "crds/examples/archive.yaml",
+        state: "host/tests/fixtures/plan/empty-state.yaml",
+        env: &[],
+        snapshot: "archive_example",
+    },
+    Case {
+        example: "crds/examples/restore.yaml",
+        state: "host/tests/fixtures/plan/backup-state.yaml",
+        env: &[],
+        snapshot: "restore_example",
+    },
 ];
 
 #[test]
@@ -141,14 +165,15 @@ fn plan_refuses_what_is_not_an_action() {
 }
 
 #[test]
-fn plan_names_the_action_when_no_built_in_plugin_serves_it() {
-    let out = k8up(&["plan", "-f", "crds/examples/check.yaml"], &[]);
-    let err = text(&out.stderr);
-    if k8up::plugin::builtin::for_action(k8up::crd::JobType::Check).is_some() {
-        assert!(out.status.success(), "{err}");
-    } else {
-        assert!(!out.status.success());
-        assert!(err.contains("no planner for action check"), "{err}");
+fn every_action_has_an_embedded_built_in_plugin_that_describes_itself() {
+    let engine = k8up::plugin::PluginEngine::new(k8up::plugin::Limits::default()).unwrap();
+    for job_type in k8up::crd::JobType::ALL {
+        let builtin = k8up::plugin::builtin::for_action(job_type)
+            .unwrap_or_else(|| panic!("no embedded built-in for {job_type}"));
+        assert_eq!(builtin.crate_name, format!("k8up-plugin-{job_type}"));
+        let plugin = engine.load(&builtin.source(), builtin.bytes).unwrap();
+        assert_eq!(plugin.name(), format!("k8up-{job_type}"));
+        assert_eq!(plugin.info().actions.len(), 1, "{job_type}");
     }
 }
 

@@ -62,9 +62,7 @@ impl Plugin for PrunePlugin {
             job = job.with_env_literal("BACKUP_SKIP_SNAPSHOT_SYNC", "true");
         }
         let message = keep.daily_defaulted.then(|| {
-            format!(
-                "retention sets no keep rule: {DEFAULT_KEEP_DAILY} daily snapshots are kept, as in K8up"
-            )
+            format!("retention sets no keep rule: {DEFAULT_KEEP_DAILY} daily snapshots are kept, as in K8up")
         });
         Ok(JobPlan {
             jobs: vec![job],
