@@ -87,7 +87,10 @@ fn start_operator_with_plugins(client: &Client, planner: PluginPlanner) -> Contr
 async fn pvc_dir(client: &Client, name: &str) -> PathBuf {
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), NS);
     let pv_name = pvcs.get(name).await.unwrap().spec.unwrap().volume_name.unwrap();
-    let pv = Api::<PersistentVolume>::all(client.clone()).get(&pv_name).await.unwrap();
+    let pv = Api::<PersistentVolume>::all(client.clone())
+        .get(&pv_name)
+        .await
+        .unwrap();
     PathBuf::from(pv.spec.unwrap().host_path.unwrap().path)
 }
 
@@ -174,11 +177,15 @@ async fn a_backup_of_a_pvc_lands_in_restic_and_a_restore_brings_every_file_back_
     let source = pvc_dir(&client, "app-data").await;
     std::fs::create_dir_all(source.join("nested/deeper")).unwrap();
     std::fs::write(source.join("hello.txt"), b"hello from the app\n").unwrap();
-    let blob: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let blob: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     std::fs::write(source.join("nested/deeper/blob.bin"), &blob).unwrap();
     let before = files(&source);
 
-    let planner = PluginPlanner::with_builtins(&settings(&[]).plugins).await.unwrap();
+    let planner = PluginPlanner::with_builtins(&settings(&[]).plugins)
+        .await
+        .unwrap();
     let controllers = start_operator_with_plugins(&client, planner);
 
     let backups: Api<Backup> = Api::namespaced(client.clone(), NS);
@@ -228,7 +235,15 @@ async fn a_backup_of_a_pvc_lands_in_restic_and_a_restore_brings_every_file_back_
     let jobs: Api<Job> = Api::namespaced(client.clone(), NS);
     let all = jobs.list(&ListParams::default()).await.unwrap().items;
     assert!(all.iter().all(|j| {
-        let c = &j.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0];
+        let c = &j
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0];
         c.image.as_deref().unwrap_or_default().contains("k8up")
     }));
 

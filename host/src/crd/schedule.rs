@@ -60,25 +60,26 @@ use super::status::JobType;
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ScheduleSpec {
-    /// Scheduled Backups.
+    /// Scheduled Backups. (The sub-specs are boxed: inline, a Schedule is large enough that deserializing
+    /// one overflows a worker thread's stack in debug builds.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backup: Option<BackupSchedule>,
+    pub backup: Option<Box<BackupSchedule>>,
 
     /// Scheduled Checks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub check: Option<CheckSchedule>,
+    pub check: Option<Box<CheckSchedule>>,
 
     /// Scheduled Prunes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prune: Option<PruneSchedule>,
+    pub prune: Option<Box<PruneSchedule>>,
 
     /// Scheduled Archives.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub archive: Option<ArchiveSchedule>,
+    pub archive: Option<Box<ArchiveSchedule>>,
 
     /// Scheduled Restores.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub restore: Option<RestoreSchedule>,
+    pub restore: Option<Box<RestoreSchedule>>,
 
     /// Default repository for every generated object: fields set in a sub-spec's `backend` win, unset ones
     /// are filled from here.
@@ -271,20 +272,20 @@ mod tests {
     #[test]
     fn actions_lists_each_defined_sub_spec_with_its_schedule() {
         let spec = ScheduleSpec {
-            backup: Some(BackupSchedule {
+            backup: Some(Box::new(BackupSchedule {
                 common: ScheduleCommon {
                     schedule: Some("@daily-random".into()),
                     ..Default::default()
                 },
                 ..Default::default()
-            }),
-            prune: Some(PruneSchedule {
+            })),
+            prune: Some(Box::new(PruneSchedule {
                 common: ScheduleCommon {
                     schedule: Some("0 1 * * 0".into()),
                     ..Default::default()
                 },
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         };
         let listed: Vec<(JobType, Option<&str>)> = spec

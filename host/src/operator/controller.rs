@@ -29,7 +29,7 @@ pub struct Controllers {
 }
 
 impl Controllers {
-    /// Starts the controllers of all five action kinds.
+    /// Starts the controllers of all five action kinds and the Schedule controller.
     pub fn start(
         client: Client,
         settings: Arc<OperatorSettings>,
@@ -49,6 +49,7 @@ impl Controllers {
             tokio::spawn(run_one::<Archive>(context.clone(), token.clone())),
             tokio::spawn(run_one::<Check>(context.clone(), token.clone())),
             tokio::spawn(run_one::<Prune>(context.clone(), token.clone())),
+            tokio::spawn(super::scheduler::run(context.clone(), token.clone())),
         ];
         Controllers {
             token,

@@ -45,6 +45,13 @@ impl EncodeMetric for PlainCounter {
     }
 }
 
+fn labels(namespace: &str, job_type: JobType) -> JobLabels {
+    vec![
+        ("namespace".to_string(), namespace.to_string()),
+        ("jobType".to_string(), job_type.as_str().to_string()),
+    ]
+}
+
 /// The operator's metrics and the registry that serves them.
 #[derive(Debug)]
 pub struct Metrics {
@@ -53,6 +60,8 @@ pub struct Metrics {
     jobs_total: Family<JobLabels, Counter>,
     successful: Family<JobLabels, PlainCounter>,
     failed: Family<JobLabels, PlainCounter>,
+    skipped_ticks: Family<JobLabels, Counter>,
+    missed_ticks: Family<JobLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -84,26 +93,51 @@ impl Metrics {
             "Number of failed k8up jobs",
             failed.clone(),
         );
+        let skipped_ticks = Family::<JobLabels, Counter>::default();
+        let missed_ticks = Family::<JobLabels, Counter>::default();
+        registry.register(
+            "k8up_schedule_skipped_ticks",
+            "Schedule ticks skipped because the previous run of the action was still active",
+            skipped_ticks.clone(),
+        );
+        registry.register(
+            "k8up_schedule_missed_ticks",
+            "Schedule ticks that came due while the operator was not running (at most one run is made for them)",
+            missed_ticks.clone(),
+        );
         Metrics {
             registry,
             jobs_total,
             successful,
             failed,
+            skipped_ticks,
+            missed_ticks,
         }
     }
 
     /// Counts an action that just finished.
     pub fn finished(&self, namespace: &str, job_type: JobType, succeeded: bool) {
-        let labels = vec![
-            ("namespace".to_string(), namespace.to_string()),
-            ("jobType".to_string(), job_type.as_str().to_string()),
-        ];
+        let labels = labels(namespace, job_type);
         self.jobs_total.get_or_create(&labels).inc();
         if succeeded {
             self.successful.get_or_create(&labels).inc();
         } else {
             self.failed.get_or_create(&labels).inc();
         }
+    }
+
+    /// Counts a Schedule tick skipped because the previous run was still active.
+    pub fn schedule_skipped_tick(&self, namespace: &str, job_type: JobType) {
+        self.skipped_ticks
+            .get_or_create(&labels(namespace, job_type))
+            .inc();
+    }
+
+    /// Counts Schedule ticks missed while the operator was down.
+    pub fn schedule_missed_ticks(&self, namespace: &str, job_type: JobType, count: u64) {
+        self.missed_ticks
+            .get_or_create(&labels(namespace, job_type))
+            .inc_by(count);
     }
 
     /// The OpenMetrics text of every metric.

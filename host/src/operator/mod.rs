@@ -7,6 +7,7 @@ pub mod http;
 pub mod kinds;
 pub mod metrics;
 pub mod schedule;
+pub mod scheduler;
 pub mod settings;
 pub mod snapshots;
 

@@ -84,8 +84,11 @@ pub async fn sandbox() -> Sandbox {
 }
 
 /// The planner used by the operator suites (see the module docs).
+/// Objects without the script annotation (e.g. those a Schedule creates) run `default_script`, else `exit 0`.
 #[derive(Debug, Default)]
-pub struct ScriptPlanner;
+pub struct ScriptPlanner {
+    pub default_script: Option<String>,
+}
 
 fn script_job(name: &str, script: &str) -> Job {
     serde_json::from_value(json!({
@@ -109,6 +112,7 @@ impl Planner for ScriptPlanner {
                 .annotations
                 .get(SCRIPT)
                 .cloned()
+                .or_else(|| self.default_script.clone())
                 .unwrap_or_else(|| "exit 0".to_string());
             let prefix = format!("{}-{}", action.job_type, action.name);
             if action.job_type != JobType::Backup {
@@ -138,10 +142,19 @@ impl Planner for ScriptPlanner {
 
 /// Starts the operator's controllers in-process with the test planner.
 pub fn start_operator(client: &Client, settings: OperatorSettings) -> Controllers {
+    start_operator_with(client, settings, ScriptPlanner::default())
+}
+
+/// Starts the operator's controllers in-process with the given test planner.
+pub fn start_operator_with(
+    client: &Client,
+    settings: OperatorSettings,
+    planner: ScriptPlanner,
+) -> Controllers {
     Controllers::start(
         client.clone(),
         Arc::new(settings),
-        Arc::new(ScriptPlanner),
+        Arc::new(planner),
         Arc::new(Metrics::new()),
     )
 }
