@@ -3,6 +3,7 @@
 pub mod api;
 pub mod cluster;
 pub mod controllers;
+pub mod demo;
 pub mod kubelet;
 pub mod node;
 pub mod runtime;

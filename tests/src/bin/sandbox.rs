@@ -1,17 +1,11 @@
 //! The `sandbox` binary: `serve` runs the sandbox cluster in the foreground for kubectl; `demo`
-//! starts it and shows a Job writing into a PVC.
+//! starts it with the operator and shows a Schedule backing up a PVC and a Restore bringing it back.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Parser, Subcommand};
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod};
 use k8up_tests::cluster::{Sandbox, SandboxConfig};
-use kube::api::{ListParams, LogParams, PostParams};
-use kube::{Api, Client};
-use serde_json::json;
 
 #[derive(Parser)]
 #[command(
@@ -40,7 +34,9 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         https_port: u16,
     },
-    /// Start the sandbox, run a Job that writes into a PVC, print its log, then keep serving.
+    /// Start the sandbox and the operator; a Job writes files into a PVC, a Schedule backs the PVC up into a
+    /// restic repository (restic-rest-server), a Restore brings the files back into a second PVC, and the
+    /// two are compared. Then keep serving (the Schedule keeps firing) for kubectl.
     Demo {
         /// Where to write the admin kubeconfig.
         #[arg(long, default_value = "/tmp/k8up-sandbox-demo.kubeconfig")]
@@ -105,13 +101,14 @@ async fn main() -> anyhow::Result<()> {
                 ..SandboxConfig::default()
             };
             let sandbox = Sandbox::start(cfg).await.context("failed to start the sandbox")?;
-            let result = demo(sandbox.client()).await;
+            let result = k8up_tests::demo::run(&sandbox).await;
             let kc = sandbox.kubeconfig_path().display().to_string();
             match &result {
-                Ok(()) => {
+                Ok(_) => {
                     println!("\nThe sandbox is running. Continue with kubectl:");
                     println!("  export KUBECONFIG={kc}");
                     println!("  kubectl get nodes");
+                    println!("  kubectl -n demo get schedules,effectiveschedules,backups,restores,snapshots");
                     println!("  kubectl -n demo get jobs,pods,pvc,pv");
                     println!("  kubectl -n demo logs job/write-files");
                     println!(
@@ -125,87 +122,17 @@ async fn main() -> anyhow::Result<()> {
                 wait_for_signal().await?;
             }
             let kc_path = sandbox.kubeconfig_path().to_path_buf();
+            let result = match result {
+                Ok(running) => {
+                    running.stop().await;
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            };
             sandbox.shutdown().await;
             let _ = std::fs::remove_file(kc_path);
             result?;
         }
     }
-    Ok(())
-}
-
-async fn demo(client: Client) -> anyhow::Result<()> {
-    let ns = "demo";
-    let nss: Api<Namespace> = Api::all(client.clone());
-    nss.create(
-        &PostParams::default(),
-        &serde_json::from_value(json!({ "metadata": { "name": ns } }))?,
-    )
-    .await
-    .context("failed to create namespace")?;
-    println!("created namespace {ns}");
-    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
-    pvcs.create(
-        &PostParams::default(),
-        &serde_json::from_value(json!({
-            "metadata": { "name": "data" },
-            "spec": { "accessModes": ["ReadWriteOnce"], "resources": { "requests": { "storage": "1Gi" } } },
-        }))?,
-    )
-    .await
-    .context("failed to create PVC")?;
-    println!("created PVC {ns}/data");
-    let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
-    let script = "for i in 1 2 3; do echo \"file $i\" > /data/file-$i.txt; done; ls -l /data; echo written by $(hostname) on node $NODE";
-    jobs.create(
-        &PostParams::default(),
-        &serde_json::from_value(json!({
-            "metadata": { "name": "write-files" },
-            "spec": { "backoffLimit": 0, "template": { "spec": {
-                "restartPolicy": "Never",
-                "containers": [{
-                    "name": "writer", "image": "busybox", "command": ["sh", "-c", script],
-                    "env": [{ "name": "NODE", "valueFrom": { "fieldRef": { "fieldPath": "spec.nodeName" } } }],
-                    "volumeMounts": [{ "name": "data", "mountPath": "/data" }],
-                }],
-                "volumes": [{ "name": "data", "persistentVolumeClaim": { "claimName": "data" } }],
-            }}},
-        }))?,
-    )
-    .await
-    .context("failed to create Job")?;
-    println!("created Job {ns}/write-files; waiting for it to complete");
-    let done = tokio::time::timeout(Duration::from_secs(120), async {
-        loop {
-            let j = jobs.get("write-files").await?;
-            let st = j.status.unwrap_or_default();
-            if st.succeeded.unwrap_or(0) > 0 {
-                return Ok::<bool, kube::Error>(true);
-            }
-            if st.failed.unwrap_or(0) > 0 {
-                return Ok(false);
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })
-    .await
-    .context("timed out waiting for the Job")??;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let list = pods
-        .list(&ListParams::default().labels("job-name=write-files"))
-        .await?;
-    for p in list.items {
-        let name = p.metadata.name.unwrap_or_default();
-        let log = pods.logs(&name, &LogParams::default()).await?;
-        println!("--- log of pod {ns}/{name} ---\n{log}---");
-    }
-    let pvc = pvcs.get("data").await?;
-    println!(
-        "PVC {ns}/data is bound to PV {}",
-        pvc.spec.and_then(|s| s.volume_name).unwrap_or_default()
-    );
-    if !done {
-        bail!("the Job failed");
-    }
-    println!("Job {ns}/write-files completed");
     Ok(())
 }
