@@ -60,8 +60,9 @@ use super::status::JobType;
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ScheduleSpec {
-    /// Scheduled Backups. (The sub-specs are boxed: inline, a Schedule is large enough that deserializing
-    /// one overflows a worker thread's stack in debug builds.)
+    // The sub-specs are boxed: inline, a Schedule is large enough that deserializing one overflows a tokio
+    // worker thread's stack in debug builds.
+    /// Scheduled Backups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<Box<BackupSchedule>>,
 
