@@ -218,3 +218,147 @@ async fn k8up_plan_with_a_kubeconfig_reads_the_cluster_and_writes_nothing() {
     );
     sb.shutdown().await;
 }
+
+/// Puts `bytes` under `binaryData.plugin.wasm` of the plugin ConfigMap `name` (created or replaced).
+async fn put_plugin_config_map(client: &Client, name: &str, plugin: &str, bytes: Vec<u8>) {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Patch, PatchParams};
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let cm = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": { "name": name, "labels": { "k8up.io/plugin": plugin } },
+        "binaryData": { "plugin.wasm": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes) },
+    });
+    api.patch(name, &PatchParams::apply("test").force(), &Patch::Apply(&cm))
+        .await
+        .unwrap();
+}
+
+/// The Events about the ConfigMap `name` with `reason`.
+async fn config_map_events(client: &Client, name: &str, reason: &str) -> Vec<Event> {
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let list = events.list(&ListParams::default()).await.unwrap();
+    list.items
+        .into_iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some(reason)
+                && e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("ConfigMap")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+        })
+        .collect()
+}
+
+async fn job_names(client: &Client, backup: &str) -> Vec<String> {
+    let api: Api<Backup> = Api::namespaced(client.clone(), "default");
+    wait_status(&api, backup, "the backup to start", |s| s.started).await;
+    let mut names: Vec<String> = owned_jobs(client, "default", &format!("backup_{backup}"))
+        .await
+        .iter()
+        .filter_map(|j| j.metadata.name.clone())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configmap_plugin_replaces_the_builtin_without_a_restart_and_a_broken_update_keeps_it_serving() {
+    use k8up::crd::JobType;
+    use k8up::plugin::Registry;
+    let sb = sandbox().await;
+    let c = sb.client();
+    bound_pvc(&c, "default", "data").await;
+    let settings = settings(&["--plugin-backup", "custom-backup"]);
+    let engine = PluginEngine::new(limits(&settings.plugins)).unwrap();
+    let builtins = Builtins::load(&engine).unwrap();
+    let registry = Arc::new(Registry::new(engine.clone(), builtins, "default"));
+    let metrics = Arc::new(Metrics::new());
+    let watch = registry.watch(c.clone(), metrics.clone());
+    let operator = Controllers::start(
+        c.clone(),
+        Arc::new(settings),
+        Arc::new(PluginPlanner::new(engine, registry)),
+        metrics.clone(),
+    );
+    let api: Api<Backup> = Api::namespaced(c.clone(), "default");
+
+    // The operator names a ConfigMap nobody created yet: the Backup says so and waits.
+    create_backup(&c, "b1", json!({})).await;
+    let status = wait_status(&api, "b1", "a CreationFailed condition", |s| {
+        has(s, "Ready", "False", "CreationFailed")
+    })
+    .await;
+    let message = status.condition("Ready").map(|c| c.message.clone()).unwrap();
+    assert!(message.contains("PluginNotFound"), "{message}");
+    assert!(
+        message.contains("K8UP_PLUGIN_BACKUP names ConfigMap custom-backup"),
+        "{message}"
+    );
+
+    // The ConfigMap appears: the same Backup is planned by it, no restart.
+    put_plugin_config_map(
+        &c,
+        "custom-backup",
+        "well-behaved",
+        plugin_support::fixture("well-behaved"),
+    )
+    .await;
+    assert_eq!(job_names(&c, "b1").await, ["backup-b1"]);
+    let loaded = wait_for("a PluginLoaded event", LIMIT, || async {
+        Ok::<_, kube::Error>(config_map_events(&c, "custom-backup", "PluginLoaded").await.pop())
+    })
+    .await
+    .unwrap();
+    let note = loaded.note.unwrap_or_default();
+    assert!(note.contains("well-behaved 0.0.1"), "{note}");
+
+    // A broken update: reported on the ConfigMap and in the metrics, the previous version keeps serving.
+    put_plugin_config_map(
+        &c,
+        "custom-backup",
+        "well-behaved",
+        b"\0asm, but truncated".to_vec(),
+    )
+    .await;
+    let failed = wait_for("a PluginLoadFailed event", LIMIT, || async {
+        Ok::<_, kube::Error>(
+            config_map_events(&c, "custom-backup", "PluginLoadFailed")
+                .await
+                .pop(),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(failed.type_.as_deref(), Some("Warning"));
+    let note = failed.note.unwrap_or_default();
+    assert!(
+        note.contains("failed to compile plugin configmap:default/custom-backup"),
+        "{note}"
+    );
+    assert!(note.contains("keeps serving"), "{note}");
+    let text = metrics.render().unwrap();
+    assert!(
+        text.contains(
+            r#"k8up_plugin_loads_total{namespace="default",configmap="custom-backup",result="failed"} 1"#
+        ),
+        "{text}"
+    );
+    create_backup(&c, "b2", json!({})).await;
+    assert_eq!(job_names(&c, "b2").await, ["backup-b2"]);
+
+    // A good update swaps it: here the built-in's own component, which names its Job differently.
+    let builtin = k8up::plugin::builtin::for_action(JobType::Backup).unwrap();
+    put_plugin_config_map(&c, "custom-backup", "well-behaved", builtin.bytes.to_vec()).await;
+    wait_for("the second PluginLoaded event", LIMIT, || async {
+        let n = config_map_events(&c, "custom-backup", "PluginLoaded").await.len();
+        Ok::<_, kube::Error>((n >= 2).then_some(()))
+    })
+    .await
+    .unwrap();
+    create_backup(&c, "b3", json!({})).await;
+    assert_eq!(job_names(&c, "b3").await, ["backup-b3-shared"]);
+
+    operator.shutdown().await;
+    watch.abort();
+    sb.shutdown().await;
+}

@@ -62,6 +62,7 @@ pub struct Metrics {
     failed: Family<JobLabels, PlainCounter>,
     skipped_ticks: Family<JobLabels, Counter>,
     missed_ticks: Family<JobLabels, Counter>,
+    plugin_loads: Family<JobLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -105,8 +106,16 @@ impl Metrics {
             "Schedule ticks that came due while the operator was not running (at most one run is made for them)",
             missed_ticks.clone(),
         );
+        let plugin_loads = Family::<JobLabels, Counter>::default();
+        registry.register(
+            "k8up_plugin_loads",
+            "Versions of ConfigMap plugins the registry tried to load, by ConfigMap and result (loaded or failed; \
+             a failed update keeps the previous version serving)",
+            plugin_loads.clone(),
+        );
         Metrics {
             registry,
+            plugin_loads,
             jobs_total,
             successful,
             failed,
@@ -138,6 +147,19 @@ impl Metrics {
         self.missed_ticks
             .get_or_create(&labels(namespace, job_type))
             .inc_by(count);
+    }
+
+    /// Counts one attempt of the plugin registry to load a new version of a plugin ConfigMap.
+    pub fn plugin_load(&self, namespace: &str, config_map: &str, loaded: bool) {
+        let labels = vec![
+            ("namespace".to_string(), namespace.to_string()),
+            ("configmap".to_string(), config_map.to_string()),
+            (
+                "result".to_string(),
+                if loaded { "loaded" } else { "failed" }.to_string(),
+            ),
+        ];
+        self.plugin_loads.get_or_create(&labels).inc();
     }
 
     /// The OpenMetrics text of every metric.

@@ -42,13 +42,27 @@ pub enum Error {
 
 /// Run the operator with validated settings until it is told to stop (Ctrl-C / SIGINT).
 ///
-/// Jobs are planned by the WASM plugins ([`crate::plugin::PluginPlanner`] with the embedded built-ins, under
-/// the configured limits). Use [`run_with_planner`] to supply another planner.
+/// Jobs are planned by the WASM plugins under the configured limits: the embedded built-ins, and the
+/// plugins registered by ConfigMaps in the plugin namespace, reloaded without a restart
+/// ([`crate::plugin::Registry`]). Use [`run_with_planner`] to supply another planner.
 pub async fn run(settings: settings::OperatorSettings) -> Result<(), Error> {
-    let planner = crate::plugin::PluginPlanner::with_builtins(&settings.plugins)
-        .await
-        .map_err(Error::Plugins)?;
-    run_with_planner(settings, Arc::new(planner)).await
+    use crate::plugin::{Builtins, PluginEngine, PluginPlanner, Registry, planner};
+    let client = kube::Client::try_default().await.map_err(Error::Client)?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let engine = PluginEngine::new(planner::limits(&settings.plugins)).map_err(Error::Plugins)?;
+    let builtins = Builtins::load_blocking(&engine).await.map_err(Error::Plugins)?;
+    planner::log_builtins(&builtins);
+    let registry = Arc::new(Registry::new(
+        engine.clone(),
+        builtins,
+        settings.plugins.namespace.clone(),
+    ));
+    tracing::info!(namespace = registry.namespace(), "watching plugin ConfigMaps");
+    let watch = registry.watch(client.clone(), metrics.clone());
+    let planner = Arc::new(PluginPlanner::new(engine, registry));
+    let result = serve(settings, client, metrics, planner).await;
+    watch.abort();
+    result
 }
 
 /// Run the operator with the given planner until Ctrl-C.
@@ -56,13 +70,21 @@ pub async fn run_with_planner(
     settings: settings::OperatorSettings,
     planner: Arc<dyn Planner>,
 ) -> Result<(), Error> {
+    let client = kube::Client::try_default().await.map_err(Error::Client)?;
+    serve(settings, client, Arc::new(metrics::Metrics::new()), planner).await
+}
+
+async fn serve(
+    settings: settings::OperatorSettings,
+    client: kube::Client,
+    metrics: Arc<metrics::Metrics>,
+    planner: Arc<dyn Planner>,
+) -> Result<(), Error> {
     tracing::info!(
         namespace = %settings.operator_namespace,
         leader_election = settings.leader_election.enabled,
         "starting the operator"
     );
-    let client = kube::Client::try_default().await.map_err(Error::Client)?;
-    let metrics = Arc::new(metrics::Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
     let state = http::HttpState {
         metrics: metrics.clone(),

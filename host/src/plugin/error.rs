@@ -136,6 +136,15 @@ pub enum Error {
         /// What is known instead, or why it is unusable.
         hint: Option<String>,
     },
+    /// A ConfigMap registers the plugin, but no version of it could be loaded (or several ConfigMaps claim
+    /// the name).
+    #[error("plugin {plugin} is registered but cannot be used: {reason}")]
+    PluginUnavailable {
+        /// The name asked for.
+        plugin: String,
+        /// Why, and what to change.
+        reason: String,
+    },
     /// The resource pins a digest the registered plugin does not have.
     #[error("plugin {plugin} has sha256 {actual}, but the resource pins {pinned}")]
     PluginPinMismatch {
@@ -170,6 +179,7 @@ impl Error {
             Error::PlanRejected { .. } => "PlanRejected",
             Error::ActionNotServed { .. } => "ActionNotServed",
             Error::PluginNotFound { .. } => "PluginNotFound",
+            Error::PluginUnavailable { .. } => "PluginUnavailable",
             Error::PluginPinMismatch { .. } => "PluginPinMismatch",
             Error::CreateEngine(_) => "CreateEngine",
             Error::JoinTask(_) => "JoinTask",

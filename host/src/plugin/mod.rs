@@ -8,6 +8,7 @@ pub mod dryrun;
 pub mod engine;
 pub mod error;
 pub mod planner;
+pub mod registry;
 pub mod request;
 pub mod source;
 pub mod state;
@@ -18,6 +19,7 @@ pub(crate) mod fixtures;
 pub use engine::{Limits, Plugin, PluginEngine, sha256_hex};
 pub use error::Error;
 pub use planner::{PluginPlanner, plan_jobs};
+pub use registry::Registry;
 pub use source::{Builtins, PluginSource};
 
 /// The contract types the host works with (the newest WIT version's).

@@ -41,6 +41,19 @@ impl std::fmt::Debug for PluginPlanner {
     }
 }
 
+/// Logs each loaded built-in with its version and digest.
+pub fn log_builtins(builtins: &Builtins) {
+    for (action, plugin) in builtins.all() {
+        tracing::info!(
+            %action,
+            plugin = plugin.name(),
+            version = plugin.version(),
+            sha256 = plugin.digest(),
+            "loaded built-in plugin"
+        );
+    }
+}
+
 /// The engine limits the operator settings ask for.
 pub fn limits(settings: &PluginSettings) -> Limits {
     Limits {
@@ -61,15 +74,7 @@ impl PluginPlanner {
     pub async fn with_builtins(settings: &PluginSettings) -> Result<PluginPlanner, Error> {
         let engine = PluginEngine::new(limits(settings))?;
         let builtins = Builtins::load_blocking(&engine).await?;
-        for (action, plugin) in builtins.all() {
-            tracing::info!(
-                %action,
-                plugin = plugin.name(),
-                version = plugin.version(),
-                sha256 = plugin.digest(),
-                "loaded built-in plugin"
-            );
-        }
+        log_builtins(&builtins);
         Ok(PluginPlanner::new(engine, Arc::new(builtins)))
     }
 
@@ -151,6 +156,7 @@ pub fn plan_error(error: Error) -> PlanError {
                 | Error::NotAPlugin { plugin, .. }
                 | Error::InstantiatePlugin { plugin, .. }
                 | Error::PluginNotFound { plugin, .. }
+                | Error::PluginUnavailable { plugin, .. }
                 | Error::PluginPinMismatch { plugin, .. } => format!("plugin {plugin}"),
                 Error::CreateEngine(_) | Error::JoinTask(_) => "the plugin host".to_string(),
             };

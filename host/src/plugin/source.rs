@@ -1,9 +1,8 @@
 //! Which plugin plans an action: the [`PluginSource`] seam, and its built-in implementation.
 //!
-//! The ConfigMap registry (with hot reload, `spec.plugin` names and the per-action overrides of the
-//! operator settings) becomes a second implementation of [`PluginSource`]; the planner does not change.
-//! Until then, [`Builtins`] serves the embedded plugins and refuses what only a registry could serve with an
-//! error that says so, instead of silently planning with something else.
+//! [`Builtins`] serves only the embedded plugins and refuses what only the ConfigMap registry could serve
+//! with an error that says so, instead of silently planning with something else; the operator runs the
+//! registry ([`super::registry::Registry`]), which falls back to these built-ins.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -61,62 +60,90 @@ impl Builtins {
         self.plugins.iter().map(|(t, p)| (*t, p))
     }
 
+    /// The loaded built-in of `job_type` if `name` names it (by its declared name or its action, e.g.
+    /// `k8up-backup` or `backup`).
+    pub fn named(&self, job_type: JobType, name: &str) -> Option<Arc<Plugin>> {
+        self.plugins
+            .get(&job_type)
+            .filter(|p| name == p.name() || name == job_type.as_str())
+            .cloned()
+    }
+
+    /// The declared names of the loaded built-ins, comma-separated (`none` without any).
+    pub fn names(&self) -> String {
+        let names: Vec<&str> = self.plugins.values().map(|p| p.name()).collect();
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        }
+    }
+
+    /// The built-in of the action, or an error saying this build has none.
+    pub fn default_for(&self, job_type: JobType) -> Result<Arc<Plugin>, Error> {
+        self.plugins
+            .get(&job_type)
+            .cloned()
+            .ok_or_else(|| Error::PluginNotFound {
+                plugin: format!("for action {job_type}"),
+                hint: Some(format!(
+                    "this build embeds no planner for action {job_type}; built-in planners: {}",
+                    builtin::actions()
+                )),
+            })
+    }
+
     /// The built-in for `action`, honouring `spec.plugin` when it names that built-in (by its declared name
     /// or its action, e.g. `k8up-backup` or `backup`) and its `sha256` pin.
     pub fn choose(&self, action: &ValidatedAction) -> Result<Arc<Plugin>, Error> {
         let job_type = action.job_type;
-        let builtin = self.plugins.get(&job_type).cloned();
-        let known = || {
-            let names: Vec<&str> = self.plugins.values().map(|p| p.name()).collect();
-            if names.is_empty() {
-                "none".to_string()
-            } else {
-                names.join(", ")
-            }
-        };
         if let Some(wanted) = &action.runnable.plugin {
-            let plugin = builtin
-                .filter(|p| wanted.name == p.name() || wanted.name == job_type.as_str())
+            let plugin = self
+                .named(job_type, &wanted.name)
                 .ok_or_else(|| Error::PluginNotFound {
                     plugin: wanted.name.clone(),
                     hint: Some(format!(
                         "spec.plugin names it, but this operator serves only its built-in plugins ({}); \
                          plugins from ConfigMaps need the plugin registry",
-                        known()
+                        self.names()
                     )),
                 })?;
-            if let Some(pinned) = &wanted.sha256
-                && pinned != plugin.digest()
-            {
-                return Err(Error::PluginPinMismatch {
-                    plugin: plugin.name().to_string(),
-                    pinned: pinned.clone(),
-                    actual: plugin.digest().to_string(),
-                });
-            }
+            check_pin(&plugin, wanted.sha256.as_deref())?;
             return Ok(plugin);
         }
         if let Some(config_map) = override_for(action) {
             return Err(Error::PluginNotFound {
                 plugin: config_map.to_string(),
                 hint: Some(format!(
-                    "K8UP_PLUGIN_{} names it as the {job_type} planner, but this operator serves only its \
+                    "{} names it as the {job_type} planner, but this operator serves only its \
                      built-in plugins; plugins from ConfigMaps need the plugin registry",
-                    job_type.as_str().to_ascii_uppercase()
+                    override_env(job_type)
                 )),
             });
         }
-        builtin.ok_or_else(|| Error::PluginNotFound {
-            plugin: format!("for action {job_type}"),
-            hint: Some(format!(
-                "this build embeds no planner for action {job_type}; built-in planners: {}",
-                builtin::actions()
-            )),
-        })
+        self.default_for(job_type)
     }
 }
 
-fn override_for(action: &ValidatedAction) -> Option<&str> {
+/// Refuses `plugin` when the resource pins another digest.
+pub(crate) fn check_pin(plugin: &Plugin, pinned: Option<&str>) -> Result<(), Error> {
+    match pinned {
+        Some(pinned) if pinned != plugin.digest() => Err(Error::PluginPinMismatch {
+            plugin: plugin.name().to_string(),
+            pinned: pinned.to_string(),
+            actual: plugin.digest().to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The environment variable of the cluster-wide override of `job_type` (its flag is `--plugin-<action>`).
+pub(crate) fn override_env(job_type: JobType) -> String {
+    format!("K8UP_PLUGIN_{}", job_type.as_str().to_ascii_uppercase())
+}
+
+/// The ConfigMap the operator settings name as the planner of the action, if any.
+pub(crate) fn override_for(action: &ValidatedAction) -> Option<&str> {
     let o = &action.settings.plugins.overrides;
     match action.job_type {
         JobType::Backup => o.backup.as_deref(),
