@@ -8,14 +8,24 @@
 
 mod operator_common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8up::crd::{Backup, EffectiveSchedule, JobType, Prune, Schedule};
+use k8up::operator::Controllers;
+use k8up::operator::driver::{JobPlan, PlanError, PlanRequest, Planner};
+use k8up::operator::leader::{Elector, lead_while_elected};
+use k8up::operator::metrics::Metrics;
+use k8up::operator::settings::OperatorSettings;
 use k8up_tests::cluster::wait_for;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use operator_common::*;
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 const NS: &str = "default";
 
@@ -125,13 +135,37 @@ async fn a_schedule_creates_its_actions_at_the_ticks_with_the_schedule_defaults_
         "{status:?}"
     );
 
-    // Deleting the Schedule takes its EffectiveSchedule (and its objects) with it.
+    // The gauges: two scheduled actions in the namespace, the newest scheduled Backup succeeded (the test
+    // planner's Jobs exit 0).
+    let metrics = controllers.context().metrics.clone();
+    let succeeded =
+        r#"k8up_schedule_last_job_succeeded{namespace="default",schedule="nightly",jobType="backup"} 1"#;
+    let text = wait_for("a finished scheduled Backup in the metrics", LIMIT, || async {
+        let text = metrics.render().unwrap();
+        Ok::<_, kube::Error>(text.contains(succeeded).then_some(text))
+    })
+    .await
+    .unwrap();
+    assert!(
+        text.contains(r#"k8up_schedules_gauge{namespace="default"} 2"#),
+        "{text}"
+    );
+
+    // Deleting the Schedule takes its EffectiveSchedule (and its objects) with it, and its gauges.
     Api::<Schedule>::namespaced(client.clone(), NS)
         .delete("nightly", &DeleteParams::default())
         .await
         .unwrap();
     wait_for("the EffectiveSchedule to go", LIMIT, || async {
         Ok::<_, kube::Error>(effective(&client, "nightly").await.is_none().then_some(()))
+    })
+    .await
+    .unwrap();
+    wait_for("the Schedule gauges to go", LIMIT, || async {
+        let text = metrics.render().unwrap();
+        Ok::<_, kube::Error>(
+            (!text.contains("k8up_schedules_gauge{") && !text.contains(succeeded)).then_some(()),
+        )
     })
     .await
     .unwrap();
@@ -227,5 +261,138 @@ async fn an_invalid_expression_makes_the_schedule_not_ready_quoting_it_and_creat
     let backups: Vec<Backup> = scheduled(&client, "broken").await;
     assert!(backups.is_empty());
     controllers.shutdown().await;
+    sb.shutdown().await;
+}
+
+/// Counts the actions one operator planned, so a test can tell which replica reconciled.
+struct Counting {
+    inner: ScriptPlanner,
+    planned: Arc<AtomicUsize>,
+}
+
+impl Planner for Counting {
+    fn plan<'a>(&'a self, request: PlanRequest<'a>) -> BoxFuture<'a, Result<JobPlan, PlanError>> {
+        self.planned.fetch_add(1, Ordering::SeqCst);
+        self.inner.plan(request)
+    }
+}
+
+struct Replica {
+    planned: Arc<AtomicUsize>,
+    token: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// One operator replica with leader election, as `k8up operator` runs it.
+fn replica(client: &Client, identity: &str, settings: OperatorSettings) -> Replica {
+    let planned = Arc::new(AtomicUsize::new(0));
+    let planner: Arc<dyn Planner> = Arc::new(Counting {
+        inner: ScriptPlanner::default(),
+        planned: planned.clone(),
+    });
+    let settings = Arc::new(settings);
+    let elector = Elector::new(
+        client.clone(),
+        &settings.operator_namespace,
+        identity,
+        settings.leader_election.clone(),
+    );
+    let token = CancellationToken::new();
+    let client = client.clone();
+    let task = tokio::spawn(lead_while_elected(elector, token.clone(), move || {
+        Controllers::start(
+            client.clone(),
+            settings.clone(),
+            planner.clone(),
+            Arc::new(Metrics::new()),
+        )
+    }));
+    Replica { planned, token, task }
+}
+
+async fn holder(client: &Client) -> Option<String> {
+    Api::<Lease>::namespaced(client.clone(), NS)
+        .get_opt("d2ab61da.syn.tools")
+        .await
+        .unwrap()
+        .and_then(|l| l.spec)
+        .and_then(|s| s.holder_identity)
+}
+
+async fn wait_holder(client: &Client, identity: &str) {
+    wait_for(&format!("{identity} to hold the Lease"), LIMIT, || async {
+        Ok::<_, kube::Error>((holder(client).await.as_deref() == Some(identity)).then_some(()))
+    })
+    .await
+    .unwrap();
+}
+
+async fn wait_planned(replica: &Replica, at_least: usize, what: &str) {
+    wait_for(what, LIMIT, || async {
+        Ok::<_, kube::Error>((replica.planned.load(Ordering::SeqCst) >= at_least).then_some(()))
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_replicas_one_leads_and_the_other_takes_over_when_the_leader_dies() {
+    let sb = sandbox().await;
+    let client = sb.client();
+    let timing = [
+        "--leader-election-lease-duration=3s",
+        "--leader-election-renew-deadline=2s",
+        "--leader-election-retry-period=250ms",
+    ];
+    let a = replica(&client, "replica-a", settings(&timing));
+    wait_holder(&client, "replica-a").await;
+    let b = replica(&client, "replica-b", settings(&timing));
+    create_schedule(
+        &client,
+        "ha",
+        json!({
+            "backend": { "repoPasswordSecretRef": { "name": "repo", "key": "password" },
+                         "rest": { "url": "http://rest.example:8000/ha" } },
+            "backup": { "schedule": "@every 1s" },
+        }),
+    )
+    .await;
+    wait_planned(&a, 2, "the leader to plan two scheduled Backups").await;
+    assert_eq!(b.planned.load(Ordering::SeqCst), 0, "the standby reconciled");
+    assert_eq!(holder(&client).await.as_deref(), Some("replica-a"));
+
+    // The leader dies without giving the Lease up: the standby waits for it to expire, then leads.
+    a.task.abort();
+    let _ = a.task.await;
+    wait_holder(&client, "replica-b").await;
+    let planned_by_a = a.planned.load(Ordering::SeqCst);
+    wait_planned(&b, 2, "the new leader to plan scheduled Backups").await;
+    assert_eq!(
+        a.planned.load(Ordering::SeqCst),
+        planned_by_a,
+        "the dead leader still reconciled"
+    );
+    let lease = Api::<Lease>::namespaced(client.clone(), NS)
+        .get("d2ab61da.syn.tools")
+        .await
+        .unwrap();
+    assert_eq!(lease.spec.unwrap().lease_transitions, Some(1));
+
+    // Ticks were fired once each: one Backup per tick name, none planned twice by the two replicas.
+    let backups: Vec<Backup> = scheduled(&client, "ha").await;
+    let names: std::collections::BTreeSet<String> = backups.iter().map(|b| b.name_any()).collect();
+    assert_eq!(names.len(), backups.len());
+    assert!(
+        a.planned.load(Ordering::SeqCst) + b.planned.load(Ordering::SeqCst) <= backups.len() + 1,
+        "planned {} + {} times for {} Backups",
+        a.planned.load(Ordering::SeqCst),
+        b.planned.load(Ordering::SeqCst),
+        backups.len()
+    );
+
+    // A clean stop gives the Lease up at once.
+    b.token.cancel();
+    b.task.await.unwrap();
+    assert_eq!(holder(&client).await, None);
     sb.shutdown().await;
 }

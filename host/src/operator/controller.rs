@@ -64,13 +64,20 @@ impl Controllers {
     }
 
     /// Stops every controller and waits for them.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.token.cancel();
-        for task in self.tasks {
+        for task in std::mem::take(&mut self.tasks) {
             if let Err(e) = task.await {
                 tracing::warn!(error = %e, "a controller task ended abnormally");
             }
         }
+    }
+}
+
+impl Drop for Controllers {
+    /// Dropped without [`Controllers::shutdown`] (an aborted task, a panic): the controllers still stop.
+    fn drop(&mut self) {
+        self.token.cancel();
     }
 }
 

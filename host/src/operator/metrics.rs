@@ -4,15 +4,21 @@
 //! `k8up_jobs_successful_counter` and `k8up_jobs_failed_counter`. Those two use [`PlainCounter`], a counter
 //! encoded under its exact name (OpenMetrics type `unknown`), so existing dashboards and alerts keep working.
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use kube::ResourceExt;
+use kube::runtime::reflector::Store;
 
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
-use crate::crd::JobType;
+use crate::crd::{JobType, Schedule};
 
 /// Labels `namespace` and `jobType`.
 type JobLabels = Vec<(String, String)>;
@@ -63,6 +69,12 @@ pub struct Metrics {
     skipped_ticks: Family<JobLabels, Counter>,
     missed_ticks: Family<JobLabels, Counter>,
     plugin_loads: Family<JobLabels, Counter>,
+    schedules: Family<JobLabels, Gauge>,
+    last_job_succeeded: Family<JobLabels, Gauge>,
+    /// The Schedule controller's cache while it runs (the leader's), read at every render.
+    schedule_store: Mutex<Option<Store<Schedule>>>,
+    /// Outcome of the newest finished object per (namespace, schedule, jobType).
+    last_jobs: Mutex<BTreeMap<(String, String, JobType), bool>>,
 }
 
 impl Default for Metrics {
@@ -113,9 +125,25 @@ impl Metrics {
              a failed update keeps the previous version serving)",
             plugin_loads.clone(),
         );
+        let schedules = Family::<JobLabels, Gauge>::default();
+        registry.register(
+            "k8up_schedules_gauge",
+            "Number of scheduled actions (Schedule x action with a schedule expression) per namespace",
+            schedules.clone(),
+        );
+        let last_job_succeeded = Family::<JobLabels, Gauge>::default();
+        registry.register(
+            "k8up_schedule_last_job_succeeded",
+            "1 if the newest finished object a Schedule created for the action succeeded, 0 if it failed",
+            last_job_succeeded.clone(),
+        );
         Metrics {
             registry,
             plugin_loads,
+            schedules,
+            last_job_succeeded,
+            schedule_store: Mutex::new(None),
+            last_jobs: Mutex::new(BTreeMap::new()),
             jobs_total,
             successful,
             failed,
@@ -162,12 +190,71 @@ impl Metrics {
         self.plugin_loads.get_or_create(&labels).inc();
     }
 
+    /// Counts the Schedules in `store` from now on (`None` when the Schedule controller stops, e.g. on a
+    /// replica that lost the leader Lease: only the leader reports Schedules).
+    pub fn watch_schedules(&self, store: Option<Store<Schedule>>) {
+        *lock(&self.schedule_store) = store;
+    }
+
+    /// Records how the newest object a Schedule created for `job_type` finished.
+    pub fn schedule_job_finished(&self, namespace: &str, schedule: &str, job_type: JobType, succeeded: bool) {
+        lock(&self.last_jobs).insert((namespace.to_string(), schedule.to_string(), job_type), succeeded);
+    }
+
+    /// Recomputes the Schedule gauges from the Schedule cache: a deleted Schedule (or action) leaves them.
+    fn refresh_schedules(&self) {
+        let store = lock(&self.schedule_store).clone();
+        let Some(store) = store else {
+            self.schedules.clear();
+            self.last_job_succeeded.clear();
+            return;
+        };
+        let mut per_namespace: BTreeMap<String, i64> = BTreeMap::new();
+        let mut live = std::collections::BTreeSet::new();
+        for schedule in store.state() {
+            if schedule.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            let ns = schedule.namespace().unwrap_or_default();
+            let actions = schedule.spec.actions();
+            let scheduled = actions.iter().filter(|a| a.common.schedule.is_some());
+            for action in scheduled {
+                *per_namespace.entry(ns.clone()).or_default() += 1;
+                live.insert((ns.clone(), schedule.name_any(), action.job_type));
+            }
+        }
+        self.schedules.clear();
+        for (ns, count) in per_namespace {
+            self.schedules
+                .get_or_create(&vec![("namespace".to_string(), ns)])
+                .set(count);
+        }
+        let mut last_jobs = lock(&self.last_jobs);
+        last_jobs.retain(|key, _| live.contains(key));
+        self.last_job_succeeded.clear();
+        for ((ns, schedule, job_type), succeeded) in last_jobs.iter() {
+            let labels = vec![
+                ("namespace".to_string(), ns.clone()),
+                ("schedule".to_string(), schedule.clone()),
+                ("jobType".to_string(), job_type.as_str().to_string()),
+            ];
+            self.last_job_succeeded
+                .get_or_create(&labels)
+                .set(i64::from(*succeeded));
+        }
+    }
+
     /// The OpenMetrics text of every metric.
     pub fn render(&self) -> Result<String, std::fmt::Error> {
+        self.refresh_schedules();
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ pub mod controller;
 pub mod driver;
 pub mod http;
 pub mod kinds;
+pub mod leader;
 pub mod metrics;
 pub mod schedule;
 pub mod scheduler;
@@ -102,11 +103,39 @@ async fn serve(
         tracing::info!(%bound, "serving /metrics, /healthz and /readyz");
         servers.push(task);
     }
-    let controllers = Controllers::start(client, Arc::new(settings), planner, metrics);
+    let token = tokio_util::sync::CancellationToken::new();
+    let settings = Arc::new(settings);
+    let controllers = if settings.leader_election.enabled {
+        let elector = leader::Elector::new(
+            client.clone(),
+            &settings.operator_namespace,
+            leader::default_identity(),
+            settings.leader_election.clone(),
+        );
+        tracing::info!(
+            lease = %settings.leader_election.lease_name,
+            identity = elector.identity(),
+            "leader election enabled"
+        );
+        tokio::spawn(leader::lead_while_elected(elector, token.clone(), move || {
+            Controllers::start(client.clone(), settings.clone(), planner.clone(), metrics.clone())
+        }))
+    } else {
+        let controllers = Controllers::start(client, settings, planner, metrics);
+        let token = token.clone();
+        tokio::spawn(async move {
+            token.cancelled().await;
+            controllers.shutdown().await;
+        })
+    };
+    // Ready means serving: a replica waiting for the Lease is ready to take over.
     ready.store(true, Ordering::Relaxed);
     let signal = tokio::signal::ctrl_c().await.map_err(Error::Signal);
     tracing::info!("stopping the controllers");
-    controllers.shutdown().await;
+    token.cancel();
+    if let Err(e) = controllers.await {
+        tracing::warn!(error = %e, "the controllers ended abnormally");
+    }
     for server in servers {
         server.abort();
     }

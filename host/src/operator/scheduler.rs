@@ -62,7 +62,10 @@ fn api_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
 /// Runs the Schedule controller until `token` is cancelled.
 pub async fn run(context: Arc<Context>, token: CancellationToken) {
     let client = context.client.clone();
-    Controller::new(Api::<Schedule>::all(client.clone()), watcher::Config::default())
+    let controller = Controller::new(Api::<Schedule>::all(client.clone()), watcher::Config::default());
+    let metrics = context.metrics.clone();
+    metrics.watch_schedules(Some(controller.store()));
+    controller
         // Edits of an EffectiveSchedule wake its Schedule, whose reconcile writes it back.
         .owns(Api::<EffectiveSchedule>::all(client), watcher::Config::default())
         .graceful_shutdown_on(async move { token.cancelled().await })
@@ -74,6 +77,7 @@ pub async fn run(context: Arc<Context>, token: CancellationToken) {
             }
         })
         .await;
+    metrics.watch_schedules(None);
 }
 
 fn error_policy(schedule: Arc<Schedule>, error: &Error, _ctx: Arc<Context>) -> Action {

@@ -422,6 +422,10 @@ async fn reconcile_inner<K: ActionKind>(object: &Arc<K>, ctx: &Context) -> Resul
     if outcome.is_final() {
         let succeeded = matches!(outcome, Outcome::Succeeded(_));
         ctx.metrics.finished(&action.namespace, K::JOB_TYPE, succeeded);
+        if let Some(schedule) = action.labels.get(crate::operator::scheduler::SCHEDULE_LABEL) {
+            ctx.metrics
+                .schedule_job_finished(&action.namespace, schedule, K::JOB_TYPE, succeeded);
+        }
         let (type_, reason, note) = match &outcome {
             Outcome::Succeeded(m) => (EventType::Normal, reason::SUCCEEDED, m.clone()),
             Outcome::Failed(m) => (EventType::Warning, reason::FAILED, m.clone()),
