@@ -396,3 +396,142 @@ async fn of_two_replicas_one_leads_and_the_other_takes_over_when_the_leader_dies
     assert_eq!(holder(&client).await, None);
     sb.shutdown().await;
 }
+
+// Ports of K8up's Schedule envtest integration tests (REFERENCE.md 7.2, operator/schedulecontroller).
+
+async fn schedule_status(client: &Client, name: &str) -> k8up::crd::ScheduleStatus {
+    Api::<Schedule>::namespaced(client.clone(), NS)
+        .get(name)
+        .await
+        .unwrap()
+        .status
+        .unwrap_or_default()
+}
+
+async fn wait_generated(client: &Client, name: &str, what: &str, count: usize) -> Vec<(String, String)> {
+    wait_for(what, LIMIT, || async {
+        let generated: Vec<(String, String)> = schedule_status(client, name)
+            .await
+            .effective_schedules
+            .iter()
+            .map(|g| (g.job_type.as_str().to_string(), g.generated_schedule.clone()))
+            .collect();
+        Ok::<_, kube::Error>((generated.len() == count).then_some(generated))
+    })
+    .await
+    .unwrap()
+}
+
+/// Test_GivenScheduleWithRandomSchedules_WhenReconcile_ThenUpdateEffectiveScheduleInStatus,
+/// Test_GivenEffectiveScheduleWithRandomSchedules_WhenReconcile_ThenUpdateScheduleInStatus and
+/// Test_GivenEffectiveScheduleWithRandomSchedules_WhenChangingToStandardSchedule_ThenCleanupEffectiveScheduleInStatus.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn k8up_random_schedules_are_generated_into_the_status_kept_stable_and_cleaned_up_when_made_standard() {
+    let sb = sandbox().await;
+    let client = sb.client();
+    let controllers = start_operator(&client, settings(&[]));
+    let backend = json!({ "repoPasswordSecretRef": { "name": "repo", "key": "password" },
+                          "rest": { "url": "http://rest.example:8000/r" } });
+    create_schedule(
+        &client,
+        "random",
+        json!({
+            "backend": backend,
+            "backup": { "schedule": "@daily-random" },
+            "check": { "schedule": "@hourly-random" },
+            "prune": { "schedule": "0 3 * * *" },
+        }),
+    )
+    .await;
+    let generated = wait_generated(&client, "random", "generated schedules for backup and check", 2).await;
+    let backup = generated.iter().find(|(t, _)| t == "backup").unwrap().1.clone();
+    let check = generated.iter().find(|(t, _)| t == "check").unwrap().1.clone();
+    // Concrete 5-field expressions: `M H * * *` and `M * * * *`.
+    let fields: Vec<&str> = backup.split_whitespace().collect();
+    assert_eq!(fields.len(), 5, "{backup}");
+    assert_eq!(fields[2..], ["*", "*", "*"], "{backup}");
+    assert_eq!(
+        check.split_whitespace().skip(1).collect::<Vec<_>>(),
+        ["*", "*", "*", "*"],
+        "{check}"
+    );
+    let es = effective(&client, "random").await.unwrap();
+    let entry = es.spec.entry(JobType::Backup).unwrap();
+    assert_eq!(entry.schedule, "@daily-random");
+    assert_eq!(entry.effective_schedule, backup, "the EffectiveSchedule agrees");
+    let prune = es.spec.entry(JobType::Prune).unwrap();
+    assert_eq!(prune.effective_schedule, "0 3 * * *");
+
+    // Reconciling again (a change elsewhere in the spec) keeps the generated times.
+    let api: Api<Schedule> = Api::namespaced(client.clone(), NS);
+    api.patch(
+        "random",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({ "spec": { "keepJobs": 3 } })),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let again = wait_generated(&client, "random", "the generated schedules after a reconcile", 2).await;
+    assert_eq!(again, generated);
+
+    // Making the backup schedule standard removes its generated entry and nothing else.
+    api.patch(
+        "random",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({ "spec": { "backup": { "schedule": "0 1 * * *" } } })),
+    )
+    .await
+    .unwrap();
+    let left = wait_generated(&client, "random", "only the check schedule generated", 1).await;
+    assert_eq!(left, [("check".to_string(), check)]);
+    wait_for("the EffectiveSchedule to follow", LIMIT, || async {
+        let es = effective(&client, "random").await.unwrap();
+        let backup = es
+            .spec
+            .entry(JobType::Backup)
+            .map(|e| e.effective_schedule.clone());
+        Ok::<_, kube::Error>((backup.as_deref() == Some("0 1 * * *")).then_some(()))
+    })
+    .await
+    .unwrap();
+    controllers.shutdown().await;
+    sb.shutdown().await;
+}
+
+/// Test_ExecuteCronSchedule_PersistsControllerOwnerReferenceOnCreatedJob (K8up #1212).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn k8up_an_object_created_by_a_schedule_has_the_schedule_as_its_controller_owner() {
+    let sb = sandbox().await;
+    let client = sb.client();
+    let controllers = start_operator(&client, settings(&[]));
+    create_schedule(
+        &client,
+        "owned",
+        json!({
+            "backend": { "repoPasswordSecretRef": { "name": "repo", "key": "password" },
+                         "rest": { "url": "http://rest.example:8000/o" } },
+            "check": { "schedule": "@every 1s" },
+        }),
+    )
+    .await;
+    let checks = wait_for("a scheduled Check", LIMIT, || async {
+        let c: Vec<k8up::crd::Check> = scheduled(&client, "owned").await;
+        Ok::<_, kube::Error>((!c.is_empty()).then_some(c))
+    })
+    .await
+    .unwrap();
+    let uid = Api::<Schedule>::namespaced(client.clone(), NS)
+        .get("owned")
+        .await
+        .unwrap()
+        .uid()
+        .unwrap();
+    let owner = &checks[0].owner_references()[0];
+    assert_eq!((owner.kind.as_str(), owner.name.as_str()), ("Schedule", "owned"));
+    assert_eq!(owner.uid, uid);
+    assert_eq!(owner.controller, Some(true));
+    assert_eq!(owner.api_version, "k8up.io/v1");
+    controllers.shutdown().await;
+    sb.shutdown().await;
+}
