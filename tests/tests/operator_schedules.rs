@@ -535,3 +535,66 @@ async fn k8up_an_object_created_by_a_schedule_has_the_schedule_as_its_controller
     controllers.shutdown().await;
     sb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedules_history_limit_prunes_its_objects_and_edits_of_its_effective_schedule_are_reverted() {
+    let sb = sandbox().await;
+    let client = sb.client();
+    let controllers = start_operator(&client, settings(&[]));
+    create_schedule(
+        &client,
+        "short",
+        json!({
+            "backend": { "repoPasswordSecretRef": { "name": "repo", "key": "password" },
+                         "rest": { "url": "http://rest.example:8000/s" } },
+            "successfulJobsHistoryLimit": 1,
+            "check": { "schedule": "@every 1s" },
+        }),
+    )
+    .await;
+    // Several ticks have fired (the EffectiveSchedule names ever newer objects) ...
+    let seen = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    wait_for("four scheduled Checks to have been created", LIMIT, || async {
+        let last = effective(&client, "short")
+            .await
+            .and_then(|es| es.spec.entry(JobType::Check).and_then(|e| e.last_object.clone()));
+        let mut seen = seen.lock().unwrap();
+        seen.extend(last);
+        Ok::<_, kube::Error>((seen.len() >= 4).then_some(()))
+    })
+    .await
+    .unwrap();
+    // ... but only the newest succeeded one is kept, plus the one running now.
+    wait_for("the Schedule's history limit to apply", LIMIT, || async {
+        let checks: Vec<k8up::crd::Check> = scheduled(&client, "short").await;
+        let finished = checks
+            .iter()
+            .filter(|c| c.status.as_ref().is_some_and(|s| s.finished))
+            .count();
+        Ok::<_, kube::Error>((finished <= 1 && checks.len() <= 2).then_some(()))
+    })
+    .await
+    .unwrap();
+
+    // The EffectiveSchedule is the operator's: a user's edit is put back.
+    let api: Api<EffectiveSchedule> = Api::namespaced(client.clone(), NS);
+    api.patch(
+        "short",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({ "spec": { "schedules": [] } })),
+    )
+    .await
+    .unwrap();
+    wait_for("the EffectiveSchedule to be restored", LIMIT, || async {
+        let es = effective(&client, "short").await.unwrap();
+        let entry = es
+            .spec
+            .entry(JobType::Check)
+            .map(|e| e.effective_schedule.clone());
+        Ok::<_, kube::Error>((entry.as_deref() == Some("@every 1s")).then_some(()))
+    })
+    .await
+    .unwrap();
+    controllers.shutdown().await;
+    sb.shutdown().await;
+}
