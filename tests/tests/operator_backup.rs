@@ -288,3 +288,151 @@ async fn a_namespace_with_nothing_to_back_up_completes_as_succeeded() {
     operator.shutdown().await;
     sb.shutdown().await;
 }
+
+async fn create_pre_backup_pod(client: &Client, name: &str, command: &[&str]) {
+    let value = json!({
+        "apiVersion": "k8up.io/v1",
+        "kind": "PreBackupPod",
+        "metadata": { "name": name },
+        "spec": {
+            "backupCommand": "cat /etc/hostname",
+            "fileExtension": ".txt",
+            "pod": {
+                "metadata": { "labels": { "app": "dump" } },
+                "spec": {
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [{ "name": "dump", "image": "busybox", "command": command }],
+                },
+            },
+        },
+    });
+    let api: Api<k8up::crd::PreBackupPod> = Api::namespaced(client.clone(), "default");
+    api.create(&PostParams::default(), &serde_json::from_value(value).unwrap())
+        .await
+        .unwrap();
+}
+
+fn pre_backup_condition(status: &k8up::crd::Status) -> Option<(String, String)> {
+    status
+        .condition("PreBackupPodReady")
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pre_backup_pod_runs_as_a_deployment_of_the_backup_until_the_backup_finished() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let sb = sandbox().await;
+    let c = sb.client();
+    bound_pvc(&c, "default", "data").await;
+    create_pre_backup_pod(&c, "mysqldump", &["sleep", "infinity"]).await;
+    let operator = start_operator(&c, settings(&[]));
+    create_backup(&c, "with-dump", "sleep 1", json!({})).await;
+    let backups: Api<Backup> = Api::namespaced(c.clone(), "default");
+    let deployments: Api<Deployment> = Api::namespaced(c.clone(), "default");
+
+    // The Backup's own Deployment runs the PreBackupPod's template with the backup-command annotation.
+    let deployment = wait_for("the pre-backup Deployment", LIMIT, || async {
+        deployments.get_opt("with-dump-mysqldump").await
+    })
+    .await
+    .unwrap();
+    let template = deployment.spec.unwrap().template.metadata.unwrap();
+    assert_eq!(
+        template
+            .annotations
+            .unwrap()
+            .get("k8up.io/backupcommand")
+            .map(String::as_str),
+        Some("cat /etc/hostname")
+    );
+    assert_eq!(
+        template
+            .labels
+            .unwrap()
+            .get("k8up.io/preBackupPod")
+            .map(String::as_str),
+        Some("mysqldump")
+    );
+
+    // Once its pod is available, the Backup starts; the condition says so.
+    let status = wait_status(&backups, "with-dump", "the backup to start", |s| s.started).await;
+    assert_eq!(
+        pre_backup_condition(&status),
+        Some(("True".to_string(), "Ready".to_string()))
+    );
+
+    // When the Backup finished, the Deployment is gone.
+    let status = wait_status(&backups, "with-dump", "the backup to finish", |s| s.finished).await;
+    assert_eq!(
+        pre_backup_condition(&status),
+        Some(("True".to_string(), "Finished".to_string()))
+    );
+    wait_for("the pre-backup Deployment to go", LIMIT, || async {
+        Ok::<_, kube::Error>(
+            deployments
+                .get_opt("with-dump-mysqldump")
+                .await?
+                .is_none()
+                .then_some(()),
+        )
+    })
+    .await
+    .unwrap();
+    operator.shutdown().await;
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pre_backup_pod_that_never_becomes_available_fails_the_backup_and_is_removed() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let sb = sandbox().await;
+    let c = sb.client();
+    bound_pvc(&c, "default", "data").await;
+    create_pre_backup_pod(&c, "crashing", &["sh", "-c", "exit 1"]).await;
+    let operator = start_operator(&c, settings(&[]));
+    create_backup(&c, "doomed", "exit 0", json!({})).await;
+    let backups: Api<Backup> = Api::namespaced(c.clone(), "default");
+
+    // Waiting first ...
+    let waiting = wait_status(&backups, "doomed", "the backup to wait", |s| {
+        pre_backup_condition(s).is_some_and(|(_, r)| r == "Waiting")
+    })
+    .await;
+    assert_eq!(pre_backup_condition(&waiting).unwrap().0, "Unknown");
+    assert!(!waiting.started);
+    // ... the sandbox marks the Deployment ProgressDeadlineExceeded (progressDeadlineSeconds 2) ...
+    let deployments: Api<Deployment> = Api::namespaced(c.clone(), "default");
+    deployments
+        .patch(
+            "doomed-crashing",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "progressDeadlineSeconds": 2 } })),
+        )
+        .await
+        .unwrap();
+    // ... and the Backup fails without any Job, saying why, and the Deployment is removed.
+    let status = wait_status(&backups, "doomed", "the backup to fail", |s| s.finished).await;
+    let (state, reason) = pre_backup_condition(&status).unwrap();
+    assert_eq!((state.as_str(), reason.as_str()), ("False", "Failed"));
+    let message = status.condition("PreBackupPodReady").unwrap().message.clone();
+    assert!(message.contains("doomed-crashing"), "{message}");
+    assert!(
+        has(&status, "Completed", "True", "Failed"),
+        "{:?}",
+        conditions(&status)
+    );
+    assert!(owned_jobs(&c, "default", "backup_doomed").await.is_empty());
+    wait_for("the failed pre-backup Deployment to go", LIMIT, || async {
+        Ok::<_, kube::Error>(
+            deployments
+                .get_opt("doomed-crashing")
+                .await?
+                .is_none()
+                .then_some(()),
+        )
+    })
+    .await
+    .unwrap();
+    operator.shutdown().await;
+    sb.shutdown().await;
+}

@@ -190,3 +190,63 @@ where
     }
     Ok(deleted)
 }
+
+/// Creates the pre-backup Deployments of `chosen` that do not exist yet (a 409 means a retry made it).
+pub async fn ensure_pre_backup_deployments(
+    client: &Client,
+    action: &ValidatedAction,
+    chosen: &[&crate::crd::PreBackupPod],
+    existing: &[k8s_openapi::api::apps::v1::Deployment],
+) -> Result<(), Error> {
+    let api: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.clone(), &action.namespace);
+    for pre_backup_pod in chosen {
+        let deployment = super::prebackup::deployment(action, pre_backup_pod);
+        let name = deployment.metadata.name.clone().unwrap_or_default();
+        if existing
+            .iter()
+            .any(|d| d.metadata.name.as_deref() == Some(name.as_str()))
+        {
+            continue;
+        }
+        match api.create(&PostParams::default(), &deployment).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(source) => {
+                return Err(Error::PreBackup {
+                    verb: "create",
+                    name,
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Deletes pre-backup Deployments (foreground: their pods go first).
+pub async fn delete_pre_backup_deployments(
+    client: &Client,
+    namespace: &str,
+    deployments: &[k8s_openapi::api::apps::v1::Deployment],
+) -> Result<(), Error> {
+    let api: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.clone(), namespace);
+    let params = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Foreground),
+        ..DeleteParams::default()
+    };
+    for d in deployments {
+        let name = d.metadata.name.clone().unwrap_or_default();
+        match api.delete(&name, &params).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(source) => {
+                return Err(Error::PreBackup {
+                    verb: "delete",
+                    name,
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
+}

@@ -19,6 +19,7 @@ pub mod credentials;
 pub mod history;
 pub mod observe;
 pub mod plan;
+pub mod prebackup;
 pub mod repository;
 pub mod status;
 pub mod validate;
@@ -47,6 +48,9 @@ pub use validate::ValidatedAction;
 /// How long a running action waits without any Job event before it is looked at again (a safety net; Job
 /// changes arrive through the watch).
 const RUNNING_RESYNC: Duration = Duration::from_secs(300);
+/// How often a Backup waiting for its pre-backup pods looks again.
+const PRE_BACKUP_POLL: Duration = Duration::from_secs(2);
+
 /// Longest retry delay after repeated failures.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
@@ -94,6 +98,17 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// A pre-backup Deployment could not be created or deleted.
+    #[error("failed to {verb} pre-backup deployment {name}")]
+    PreBackup {
+        /// `create` or `delete`.
+        verb: &'static str,
+        /// The Deployment name.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
     /// Snapshot resources could not be written.
     #[error("failed to sync snapshot resources")]
     SyncSnapshots {
@@ -127,6 +142,7 @@ impl Error {
             Self::Plan(_) => "Plan",
             Self::ApplyJob { .. } => "ApplyJob",
             Self::JobConflict { .. } => "JobConflict",
+            Self::PreBackup { .. } => "PreBackup",
             Self::EnsureExecutor { .. } => "EnsureExecutor",
             Self::EnsureCredentials { .. } => "EnsureCredentials",
             Self::SyncSnapshots { .. } => "SyncSnapshots",
@@ -316,8 +332,74 @@ async fn reconcile_inner<K: ActionKind>(object: &Arc<K>, ctx: &Context) -> Resul
     .await?;
 
     let mut extra_conditions = Vec::new();
+    let mut pre_backup_failed = None;
+    if K::JOB_TYPE == JobType::Backup && !previous.started {
+        let chosen = prebackup::selected(&action, &observed.pre_backup_pods);
+        if chosen.is_empty() {
+            extra_conditions.push(status::condition(
+                ctype::PRE_BACKUP_POD_READY,
+                true,
+                reason::NO_PRE_BACKUP_PODS_FOUND,
+                "no PreBackupPods found",
+                action.generation,
+                &now(),
+            ));
+        } else {
+            let expected: Vec<String> = chosen
+                .iter()
+                .map(|p| prebackup::deployment_name(&action.name, &p.name_any()))
+                .collect();
+            apply::ensure_pre_backup_deployments(
+                &ctx.client,
+                &action,
+                &chosen,
+                &observed.pre_backup_deployments,
+            )
+            .await?;
+            match prebackup::readiness(&expected, &observed.pre_backup_deployments) {
+                prebackup::Readiness::Waiting { pending, total } => {
+                    let mut next = previous.clone();
+                    let mut waiting = status::condition(
+                        ctype::PRE_BACKUP_POD_READY,
+                        false,
+                        reason::WAITING,
+                        format!("waiting for {pending} of {total} PreBackupPods to become ready"),
+                        action.generation,
+                        &now(),
+                    );
+                    waiting.status = "Unknown".to_string();
+                    status::set_condition(&mut next.conditions, waiting);
+                    if next != previous {
+                        write_status(&ctx.client, object.as_ref(), &next).await?;
+                    }
+                    return Ok(Action::requeue(PRE_BACKUP_POLL));
+                }
+                prebackup::Readiness::Failed(message) => {
+                    extra_conditions.push(status::condition(
+                        ctype::PRE_BACKUP_POD_READY,
+                        false,
+                        reason::FAILED,
+                        message.clone(),
+                        action.generation,
+                        &now(),
+                    ));
+                    pre_backup_failed = Some(message);
+                }
+                prebackup::Readiness::Ready(n) => extra_conditions.push(status::condition(
+                    ctype::PRE_BACKUP_POD_READY,
+                    true,
+                    reason::READY,
+                    format!("{n} PreBackupPod(s) ready"),
+                    action.generation,
+                    &now(),
+                )),
+            }
+        }
+    }
     let outcome = if previous.started {
         status::outcome_from_jobs(&action.owned_by, &observed.jobs)
+    } else if let Some(message) = pre_backup_failed {
+        Outcome::Failed(message)
     } else {
         // apply (API writes): the executor account must exist before Jobs that run as it.
         if K::NEEDS_EXECUTOR {
@@ -348,16 +430,6 @@ async fn reconcile_inner<K: ActionKind>(object: &Arc<K>, ctx: &Context) -> Resul
                 return Err(Error::Plan(e));
             }
         };
-        if K::JOB_TYPE == JobType::Backup && observed.pre_backup_pods.is_empty() {
-            extra_conditions.push(status::condition(
-                ctype::PRE_BACKUP_POD_READY,
-                true,
-                reason::NO_PRE_BACKUP_PODS_FOUND,
-                "no PreBackupPods found",
-                action.generation,
-                &now(),
-            ));
-        }
         if plan.jobs.is_empty() {
             let what = if K::JOB_TYPE == JobType::Backup {
                 "nothing to backup".to_string()
@@ -408,6 +480,32 @@ async fn reconcile_inner<K: ActionKind>(object: &Arc<K>, ctx: &Context) -> Resul
                 &observed.snapshots,
             );
             apply::apply_snapshots(&ctx.client, &action.namespace, &changes).await?;
+        }
+    }
+
+    // The pre-backup pods have done their part once the Backup finished (or could not start).
+    if outcome.is_final() && !observed.pre_backup_deployments.is_empty() {
+        apply::delete_pre_backup_deployments(
+            &ctx.client,
+            &action.namespace,
+            &observed.pre_backup_deployments,
+        )
+        .await?;
+        let failed = previous
+            .condition(ctype::PRE_BACKUP_POD_READY)
+            .is_some_and(|c| c.reason == reason::FAILED)
+            || extra_conditions
+                .iter()
+                .any(|c| c.type_ == ctype::PRE_BACKUP_POD_READY && c.reason == reason::FAILED);
+        if !failed {
+            extra_conditions.push(status::condition(
+                ctype::PRE_BACKUP_POD_READY,
+                true,
+                reason::FINISHED,
+                "pre-backup pods removed",
+                action.generation,
+                &now(),
+            ));
         }
     }
 

@@ -25,6 +25,8 @@ pub struct Observed {
     pub pods: Vec<Pod>,
     /// PreBackupPods of the namespace (Backup, before its Jobs exist).
     pub pre_backup_pods: Vec<PreBackupPod>,
+    /// The pre-backup Deployments of this Backup (label `k8up.io/ownerBackupUID`), not yet deleted.
+    pub pre_backup_deployments: Vec<k8s_openapi::api::apps::v1::Deployment>,
     /// The PodConfig `spec.podConfigRef` names; `None` when unset or missing (ignored, as in K8up).
     pub pod_config: Option<PodConfig>,
     /// Termination messages of finished Jobs' containers (only when every Job finished and the kind syncs
@@ -63,6 +65,20 @@ pub async fn observe<K: ActionKind>(client: &Client, object: &K, wants: Wants) -
         jobs,
         ..Observed::default()
     };
+
+    if K::JOB_TYPE == JobType::Backup
+        && let Some(uid) = object.meta().uid.as_deref()
+    {
+        observed.pre_backup_deployments =
+            Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), &namespace)
+                .list(&ListParams::default().labels(&super::prebackup::owned_selector(uid)))
+                .await
+                .map_err(read("deployments"))?
+                .items
+                .into_iter()
+                .filter(|d| d.metadata.deletion_timestamp.is_none())
+                .collect();
+    }
 
     if wants.plan_inputs {
         if K::OBSERVES_WORKLOADS {
