@@ -1,6 +1,7 @@
 //! k8up-tests: the sandbox cluster and end-to-end test support.
 
 pub mod api;
+pub mod chart;
 pub mod cluster;
 pub mod controllers;
 pub mod demo;

@@ -77,7 +77,7 @@ impl Drop for RestServer {
 fn start_operator_with_plugins(client: &Client, planner: PluginPlanner) -> Controllers {
     Controllers::start(
         client.clone(),
-        Arc::new(settings(&[])),
+        Arc::new(settings(&["--restartpolicy", "Never"])),
         Arc::new(planner),
         Arc::new(Metrics::new()),
     )
@@ -130,7 +130,13 @@ async fn job_logs(client: &Client, owned_by: &str) -> String {
         for pod in pods.list(&lp).await.map(|l| l.items).unwrap_or_default() {
             let name = pod.metadata.name.unwrap_or_default();
             let log = pods.logs(&name, &LogParams::default()).await.unwrap_or_default();
-            out.push_str(&format!("--- pod {name} of job {job_name}\n{log}\n"));
+            let state = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .map(|c| format!("{:?}", c.iter().map(|c| &c.state).collect::<Vec<_>>()))
+                .unwrap_or_default();
+            out.push_str(&format!("--- pod {name} of job {job_name} ({state})\n{log}\n"));
         }
     }
     out
@@ -154,7 +160,11 @@ where
     assert!(
         has(&status, "Completed", "True", "Succeeded"),
         "{owned_by} did not succeed: {:?}\n{}",
-        conditions(&status),
+        status
+            .conditions
+            .iter()
+            .map(|c| format!("{} {} {}: {}", c.type_, c.status, c.reason, c.message))
+            .collect::<Vec<_>>(),
         job_logs(client, owned_by).await
     );
 }
@@ -246,6 +256,90 @@ async fn a_backup_of_a_pvc_lands_in_restic_and_a_restore_brings_every_file_back_
             .containers[0];
         c.image.as_deref().unwrap_or_default().contains("k8up")
     }));
+
+    controllers.shutdown().await;
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pre_backup_pods_dump_is_backed_up_through_exec_and_restored_as_its_file() {
+    let sb = sandbox().await;
+    let client = sb.client();
+    let rest = RestServer::start().await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+    let secret = serde_json::from_value(json!({
+        "metadata": { "name": "backup-repo" },
+        "stringData": { "password": "e2e-repository-password" },
+    }))
+    .unwrap();
+    secrets.create(&PostParams::default(), &secret).await.unwrap();
+
+    let pre_backup: k8up::crd::PreBackupPod = serde_json::from_value(json!({
+        "metadata": { "name": "dumper" },
+        "spec": {
+            "backupCommand": "sh -c 'for i in 1 2 3; do echo row-$i; done'",
+            "fileExtension": ".sql",
+            "pod": { "spec": {
+                "terminationGracePeriodSeconds": 1,
+                "containers": [{ "name": "db", "image": "mariadb", "command": ["sleep", "infinity"] }],
+            }},
+        },
+    }))
+    .unwrap();
+    Api::<k8up::crd::PreBackupPod>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &pre_backup)
+        .await
+        .unwrap();
+    // The Job execs into the dump pod as the executor account, with exactly the chart's permissions.
+    k8up_tests::chart::install_executor_role(&client).await.unwrap();
+
+    let planner = PluginPlanner::with_builtins(&settings(&[]).plugins)
+        .await
+        .unwrap();
+    let controllers = start_operator_with_plugins(&client, planner);
+    let backups: Api<Backup> = Api::namespaced(client.clone(), NS);
+    let backup = serde_json::from_value(json!({
+        "metadata": { "name": "dump" },
+        "spec": { "backend": backend(&rest.url) },
+    }))
+    .unwrap();
+    backups.create(&PostParams::default(), &backup).await.unwrap();
+    wait_completed(&client, &backups, "dump", "backup_dump").await;
+    let status = backups.get("dump").await.unwrap().status.unwrap();
+    let pre = status.condition("PreBackupPodReady").unwrap();
+    assert_eq!((pre.status.as_str(), pre.reason.as_str()), ("True", "Finished"));
+
+    // The dump is a snapshot of its own, named after the namespace and container.
+    let snapshots: Api<Snapshot> = Api::namespaced(client.clone(), NS);
+    let dump = wait_for("the dump's Snapshot resource", LIMIT, || async {
+        let l = snapshots.list(&ListParams::default()).await?;
+        Ok::<_, kube::Error>(
+            l.items
+                .into_iter()
+                .find(|s| s.spec.paths.clone().unwrap_or_default() == ["/default-db.sql".to_string()]),
+        )
+    })
+    .await
+    .unwrap();
+
+    // Restored into a PVC, the dump is a file with exactly what the command printed.
+    bound_pvc(&client, NS, "restored").await;
+    let restores: Api<Restore> = Api::namespaced(client.clone(), NS);
+    let restore = serde_json::from_value(json!({
+        "metadata": { "name": "dump" },
+        "spec": {
+            "backend": backend(&rest.url),
+            "snapshot": dump.spec.id,
+            "restoreMethod": { "folder": { "claimName": "restored" } },
+        },
+    }))
+    .unwrap();
+    restores.create(&PostParams::default(), &restore).await.unwrap();
+    wait_completed(&client, &restores, "dump", "restore_dump").await;
+    let restored = files(&pvc_dir(&client, "restored").await);
+    let names: Vec<&str> = restored.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["default-db.sql"], "{names:?}");
+    assert_eq!(restored[0].1, b"row-1\nrow-2\nrow-3\n");
 
     controllers.shutdown().await;
     sb.shutdown().await;
