@@ -318,9 +318,9 @@ pub async fn discover(client: &kube::Client, sel: &PodSelection<'_>) -> Result<V
     let pods = api
         .list(&ListParams::default())
         .await
-        .map_err(|source| Error::ListPods {
+        .map_err(|e| Error::ListPods {
             namespace: sel.namespace.to_owned(),
-            source,
+            message: super::kube_message(&e),
         })?;
     select_pods(&pods.items, sel)
 }
