@@ -344,3 +344,58 @@ async fn a_pre_backup_pods_dump_is_backed_up_through_exec_and_restored_as_its_fi
     controllers.shutdown().await;
     sb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_naming_a_missing_snapshot_fails_with_a_condition_saying_so() {
+    let sb = sandbox().await;
+    let client = sb.client();
+    let rest = RestServer::start().await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+    let secret = serde_json::from_value(json!({
+        "metadata": { "name": "backup-repo" },
+        "stringData": { "password": "e2e-repository-password" },
+    }))
+    .unwrap();
+    secrets.create(&PostParams::default(), &secret).await.unwrap();
+    bound_pvc(&client, NS, "restored").await;
+    let planner = PluginPlanner::with_builtins(&settings(&[]).plugins)
+        .await
+        .unwrap();
+    let controllers = start_operator_with_plugins(&client, planner);
+
+    let restores: Api<Restore> = Api::namespaced(client.clone(), NS);
+    let restore = serde_json::from_value(json!({
+        "metadata": { "name": "missing" },
+        "spec": {
+            "backend": backend(&rest.url),
+            "snapshot": "deadbeef",
+            "restoreMethod": { "folder": { "claimName": "restored" } },
+        },
+    }))
+    .unwrap();
+    restores.create(&PostParams::default(), &restore).await.unwrap();
+    let status = wait_for("the restore to fail", LIMIT, || async {
+        let s = restores.get("missing").await?.status.unwrap_or_default();
+        Ok::<_, kube::Error>(s.finished.then_some(s))
+    })
+    .await
+    .unwrap();
+    let completed = status.condition("Completed").unwrap();
+    assert_eq!(
+        (completed.status.as_str(), completed.reason.as_str()),
+        ("True", "Failed")
+    );
+    assert!(completed.message.contains("NoSnapshot"), "{}", completed.message);
+    assert!(completed.message.contains("deadbeef"), "{}", completed.message);
+    assert!(
+        pvc_dir(&client, "restored")
+            .await
+            .read_dir()
+            .unwrap()
+            .next()
+            .is_none(),
+        "nothing was written"
+    );
+    controllers.shutdown().await;
+    sb.shutdown().await;
+}

@@ -31,6 +31,35 @@ pub struct JobReport {
     /// False when the run failed.
     #[serde(default)]
     pub success: Option<bool>,
+    /// Why the run failed.
+    #[serde(default)]
+    pub error: Option<ReportedError>,
+}
+
+/// The error of a failed run, as the wrapper reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ReportedError {
+    /// The wrapper's error variant (`NoSnapshot`, `ListPods`, ...).
+    #[serde(default)]
+    pub reason: String,
+    /// What went wrong, for a person.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// The distinct errors of the failed runs in `reports` (job name, report), as `job: reason: message`.
+pub fn failure_causes(reports: &[(String, String)]) -> Vec<String> {
+    let mut causes: Vec<String> = Vec::new();
+    for (job, message) in reports {
+        let Some(error) = parse_report(message).and_then(|r| r.error) else {
+            continue;
+        };
+        let cause = format!("{job}: {}: {}", error.reason, error.message);
+        if !causes.contains(&cause) {
+            causes.push(cause);
+        }
+    }
+    causes
 }
 
 /// A snapshot in a report.
@@ -215,6 +244,24 @@ mod tests {
     }
 
     #[test]
+    fn failure_causes_are_the_distinct_errors_of_the_failed_reports() {
+        let failed = r#"{"version":1,"success":false,"error":{"reason":"NoSnapshot","message":"no snapshot matches: id deadbeef"}}"#;
+        let reports = vec![
+            ("restore-r".to_string(), failed.to_string()),
+            ("restore-r".to_string(), failed.to_string()),
+            (
+                "restore-r".to_string(),
+                r#"{"version":1,"success":true}"#.to_string(),
+            ),
+            ("restore-r".to_string(), "not json".to_string()),
+        ];
+        assert_eq!(
+            failure_causes(&reports),
+            ["restore-r: NoSnapshot: no snapshot matches: id deadbeef"]
+        );
+    }
+
+    #[test]
     fn existing_snapshots_are_not_recreated_and_removed_ones_of_this_repository_are_deleted() {
         let report = JobReport {
             created: vec![
@@ -231,6 +278,7 @@ mod tests {
             ],
             removed: vec!["cccccccc".into()],
             success: Some(true),
+            error: None,
         };
         let id_c = "cccccccc33333333333333333333333333333333333333333333333333333333";
         let present = vec![

@@ -483,6 +483,20 @@ async fn reconcile_inner<K: ActionKind>(object: &Arc<K>, ctx: &Context) -> Resul
         }
     }
 
+    // A failed run says why in its report: the status quotes it, so a person sees the cause (a missing
+    // snapshot, a refused exec) without reading pod logs.
+    let outcome = match outcome {
+        Outcome::Failed(message) => {
+            let causes = snapshots::failure_causes(&observed.reports);
+            if causes.is_empty() {
+                Outcome::Failed(message)
+            } else {
+                Outcome::Failed(format!("{message}; {}", causes.join("; ")))
+            }
+        }
+        other => other,
+    };
+
     // The pre-backup pods have done their part once the Backup finished (or could not start).
     if outcome.is_final() && !observed.pre_backup_deployments.is_empty() {
         apply::delete_pre_backup_deployments(

@@ -29,8 +29,8 @@ pub struct Observed {
     pub pre_backup_deployments: Vec<k8s_openapi::api::apps::v1::Deployment>,
     /// The PodConfig `spec.podConfigRef` names; `None` when unset or missing (ignored, as in K8up).
     pub pod_config: Option<PodConfig>,
-    /// Termination messages of finished Jobs' containers (only when every Job finished and the kind syncs
-    /// snapshots): (job name, message).
+    /// Termination messages of finished Jobs' containers (only when every Job finished): (job name,
+    /// message).
     pub reports: Vec<(String, String)>,
     /// Snapshot resources of the namespace (read together with `reports`).
     pub snapshots: Vec<Snapshot>,
@@ -124,7 +124,8 @@ pub async fn observe<K: ActionKind>(client: &Client, object: &K, wants: Wants) -
 
     let all_done =
         !observed.jobs.is_empty() && observed.jobs.iter().all(|j| job_state(j) != JobState::Running);
-    if wants.reports && K::SYNCS_SNAPSHOTS && all_done {
+    // Reports of every kind: a failed run's report says why, which the status quotes.
+    if wants.reports && all_done {
         let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
         for job in &observed.jobs {
             let job_name = job.metadata.name.clone().unwrap_or_default();
@@ -138,7 +139,7 @@ pub async fn observe<K: ActionKind>(client: &Client, object: &K, wants: Wants) -
                     .map(|m| (job_name.clone(), m)),
             );
         }
-        if !observed.reports.is_empty() {
+        if K::SYNCS_SNAPSHOTS && !observed.reports.is_empty() {
             observed.snapshots = Api::<Snapshot>::namespaced(client.clone(), &namespace)
                 .list(&ListParams::default())
                 .await
