@@ -47,6 +47,7 @@ def test_the_operator_gets_k8ups_env_vars_in_k8ups_order_by_default():
         "BACKUP_SKIP_WITHOUT_ANNOTATION",
         "BACKUP_GLOBAL_SKIP_SNAPSHOT_SYNC",
         "BACKUP_OPERATOR_NAMESPACE",
+        "POD_NAME",
         "K8UP_PLUGIN_NAMESPACE",
     ]
     by_name = {v["name"]: v for v in env}
@@ -54,6 +55,7 @@ def test_the_operator_gets_k8ups_env_vars_in_k8ups_order_by_default():
     assert by_name["BACKUP_SKIP_WITHOUT_ANNOTATION"]["value"] == "false"
     assert by_name["BACKUP_GLOBAL_SKIP_SNAPSHOT_SYNC"]["value"] == "false"
     assert by_name["BACKUP_OPERATOR_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert by_name["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert by_name["K8UP_PLUGIN_NAMESPACE"]["value"] == RELEASE_NAMESPACE
 
 
@@ -143,7 +145,8 @@ def test_a_plugin_override_for_an_unknown_action_fails_the_render():
 
 
 def test_every_env_var_the_chart_sets_is_read_by_the_operator():
-    """Guards against drift between the chart and `k8up operator`'s clap definitions (TZ is the libc one)."""
+    """Guards against drift between the chart and `k8up operator`'s clap definitions (TZ is the libc one;
+    POD_NAME is read directly, as the Lease holder identity and the Events' reporting instance)."""
     args = (REPO / "host" / "src" / "operator" / "settings" / "args.rs").read_text()
     known = set(re.findall(r'env\s*=\s*"([A-Z0-9_]+)"', args))
     assert known, "no env names found in args.rs: has the file moved?"
@@ -158,7 +161,7 @@ def test_every_env_var_the_chart_sets_is_read_by_the_operator():
             }
         }
     )
-    set_by_chart = {v["name"] for v in env_of(objects)} - {"TZ"}
+    set_by_chart = {v["name"] for v in env_of(objects)} - {"TZ", "POD_NAME"}
     assert set_by_chart - known == set()
 
 

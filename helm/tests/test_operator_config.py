@@ -25,14 +25,17 @@ def k8up_binary() -> Path:
 
 
 def operator_env(values: dict) -> dict[str, str]:
-    """The operator container's env as the kubelet would set it (fieldRef metadata.namespace resolved)."""
+    """The operator container's env as the kubelet would set it (fieldRefs metadata.namespace and
+    metadata.name resolved)."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    pod_fields = {"metadata.namespace": POD_NAMESPACE, "metadata.name": "k8up-operator-0"}
     for var in env_of(render(values, namespace=POD_NAMESPACE)):
         if "value" in var:
             env[var["name"]] = var["value"]
         else:
-            assert var["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}, var
-            env[var["name"]] = POD_NAMESPACE
+            field = var["valueFrom"]["fieldRef"]["fieldPath"]
+            assert field in pod_fields, var
+            env[var["name"]] = pod_fields[field]
     return env
 
 
