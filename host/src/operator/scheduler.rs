@@ -373,12 +373,15 @@ pub async fn reconcile(schedule: Arc<Schedule>, ctx: Arc<Context>) -> Result<Act
         )
         .await;
     }
-    let wait = wake
-        .and_then(|w| (w - Utc::now()).to_std().ok())
-        .map(|d| d + Duration::from_millis(50))
+    Ok(Action::requeue(requeue_after(wake, Utc::now())))
+}
+
+/// How long to sleep until the next tick `wake` (a little past it); a tick that already passed while the
+/// reconcile ran (a slow API server) is due now and must not fall back to the idle wait.
+pub fn requeue_after(wake: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Duration {
+    wake.map(|w| (w - now).to_std().unwrap_or(Duration::ZERO) + Duration::from_millis(50))
         .unwrap_or(IDLE)
-        .min(IDLE);
-    Ok(Action::requeue(wait))
+        .min(IDLE)
 }
 
 async fn write_effective_schedule(
@@ -468,6 +471,21 @@ async fn write_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tick_that_passed_during_the_reconcile_is_due_at_once_not_after_the_idle_wait() {
+        let now = Utc::now();
+        let later = requeue_after(Some(now + chrono::Duration::seconds(2)), now);
+        assert!(
+            later > Duration::from_secs(2) && later < Duration::from_secs(3),
+            "{later:?}"
+        );
+        assert_eq!(
+            requeue_after(Some(now - chrono::Duration::seconds(5)), now),
+            Duration::from_millis(50)
+        );
+        assert_eq!(requeue_after(None, now), IDLE);
+    }
 
     fn spec() -> ScheduleSpec {
         serde_json::from_value(json!({
