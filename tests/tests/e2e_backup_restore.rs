@@ -74,6 +74,25 @@ impl Drop for RestServer {
     }
 }
 
+/// The Secret with the repository password the tests' backend names.
+async fn create_repository_secret(client: &Client) {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+    let secret = serde_json::from_value(json!({
+        "metadata": { "name": "backup-repo" },
+        "stringData": { "password": "e2e-repository-password" },
+    }))
+    .unwrap();
+    secrets.create(&PostParams::default(), &secret).await.unwrap();
+}
+
+/// The operator's controllers planning with the embedded built-in plugins.
+async fn start_operator_with_builtins(client: &Client) -> Controllers {
+    let planner = PluginPlanner::with_builtins(&settings(&[]).plugins)
+        .await
+        .unwrap();
+    start_operator_with_plugins(client, planner)
+}
+
 fn start_operator_with_plugins(client: &Client, planner: PluginPlanner) -> Controllers {
     Controllers::start(
         client.clone(),
@@ -175,13 +194,7 @@ async fn a_backup_of_a_pvc_lands_in_restic_and_a_restore_brings_every_file_back_
     let client = sb.client();
     let rest = RestServer::start().await;
 
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
-    let secret = serde_json::from_value(json!({
-        "metadata": { "name": "backup-repo" },
-        "stringData": { "password": "e2e-repository-password" },
-    }))
-    .unwrap();
-    secrets.create(&PostParams::default(), &secret).await.unwrap();
+    create_repository_secret(&client).await;
 
     bound_pvc(&client, NS, "app-data").await;
     let source = pvc_dir(&client, "app-data").await;
@@ -193,10 +206,7 @@ async fn a_backup_of_a_pvc_lands_in_restic_and_a_restore_brings_every_file_back_
     std::fs::write(source.join("nested/deeper/blob.bin"), &blob).unwrap();
     let before = files(&source);
 
-    let planner = PluginPlanner::with_builtins(&settings(&[]).plugins)
-        .await
-        .unwrap();
-    let controllers = start_operator_with_plugins(&client, planner);
+    let controllers = start_operator_with_builtins(&client).await;
 
     let backups: Api<Backup> = Api::namespaced(client.clone(), NS);
     let backup = serde_json::from_value(json!({
@@ -266,13 +276,7 @@ async fn a_pre_backup_pods_dump_is_backed_up_through_exec_and_restored_as_its_fi
     let sb = sandbox().await;
     let client = sb.client();
     let rest = RestServer::start().await;
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
-    let secret = serde_json::from_value(json!({
-        "metadata": { "name": "backup-repo" },
-        "stringData": { "password": "e2e-repository-password" },
-    }))
-    .unwrap();
-    secrets.create(&PostParams::default(), &secret).await.unwrap();
+    create_repository_secret(&client).await;
 
     let pre_backup: k8up::crd::PreBackupPod = serde_json::from_value(json!({
         "metadata": { "name": "dumper" },
@@ -293,10 +297,7 @@ async fn a_pre_backup_pods_dump_is_backed_up_through_exec_and_restored_as_its_fi
     // The Job execs into the dump pod as the executor account, with exactly the chart's permissions.
     k8up_tests::chart::install_executor_role(&client).await.unwrap();
 
-    let planner = PluginPlanner::with_builtins(&settings(&[]).plugins)
-        .await
-        .unwrap();
-    let controllers = start_operator_with_plugins(&client, planner);
+    let controllers = start_operator_with_builtins(&client).await;
     let backups: Api<Backup> = Api::namespaced(client.clone(), NS);
     let backup = serde_json::from_value(json!({
         "metadata": { "name": "dump" },
@@ -350,18 +351,9 @@ async fn a_restore_naming_a_missing_snapshot_fails_with_a_condition_saying_so() 
     let sb = sandbox().await;
     let client = sb.client();
     let rest = RestServer::start().await;
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
-    let secret = serde_json::from_value(json!({
-        "metadata": { "name": "backup-repo" },
-        "stringData": { "password": "e2e-repository-password" },
-    }))
-    .unwrap();
-    secrets.create(&PostParams::default(), &secret).await.unwrap();
+    create_repository_secret(&client).await;
     bound_pvc(&client, NS, "restored").await;
-    let planner = PluginPlanner::with_builtins(&settings(&[]).plugins)
-        .await
-        .unwrap();
-    let controllers = start_operator_with_plugins(&client, planner);
+    let controllers = start_operator_with_builtins(&client).await;
 
     let restores: Api<Restore> = Api::namespaced(client.clone(), NS);
     let restore = serde_json::from_value(json!({

@@ -312,6 +312,14 @@ async fn create_pre_backup_pod(client: &Client, name: &str, command: &[&str]) {
         .unwrap();
 }
 
+async fn wait_gone(deployments: &Api<k8s_openapi::api::apps::v1::Deployment>, name: &str, what: &str) {
+    wait_for(what, LIMIT, || async {
+        Ok::<_, kube::Error>(deployments.get_opt(name).await?.is_none().then_some(()))
+    })
+    .await
+    .unwrap();
+}
+
 fn pre_backup_condition(status: &k8up::crd::Status) -> Option<(String, String)> {
     status
         .condition("PreBackupPodReady")
@@ -367,17 +375,12 @@ async fn a_pre_backup_pod_runs_as_a_deployment_of_the_backup_until_the_backup_fi
         pre_backup_condition(&status),
         Some(("True".to_string(), "Finished".to_string()))
     );
-    wait_for("the pre-backup Deployment to go", LIMIT, || async {
-        Ok::<_, kube::Error>(
-            deployments
-                .get_opt("with-dump-mysqldump")
-                .await?
-                .is_none()
-                .then_some(()),
-        )
-    })
-    .await
-    .unwrap();
+    wait_gone(
+        &deployments,
+        "with-dump-mysqldump",
+        "the pre-backup Deployment to go",
+    )
+    .await;
     operator.shutdown().await;
     sb.shutdown().await;
 }
@@ -422,17 +425,12 @@ async fn a_pre_backup_pod_that_never_becomes_available_fails_the_backup_and_is_r
         conditions(&status)
     );
     assert!(owned_jobs(&c, "default", "backup_doomed").await.is_empty());
-    wait_for("the failed pre-backup Deployment to go", LIMIT, || async {
-        Ok::<_, kube::Error>(
-            deployments
-                .get_opt("doomed-crashing")
-                .await?
-                .is_none()
-                .then_some(()),
-        )
-    })
-    .await
-    .unwrap();
+    wait_gone(
+        &deployments,
+        "doomed-crashing",
+        "the failed pre-backup Deployment to go",
+    )
+    .await;
     operator.shutdown().await;
     sb.shutdown().await;
 }

@@ -20,6 +20,14 @@ use crate::crd::{Archive, Backup, Check, Prune, Restore};
 /// The name the operator reports Events under.
 pub const REPORTER: &str = "k8up-operator";
 
+/// Who reports the operator's Events: [`REPORTER`], and the pod (`POD_NAME`) as the instance.
+pub fn reporter() -> Reporter {
+    Reporter {
+        controller: REPORTER.to_string(),
+        instance: std::env::var("POD_NAME").ok(),
+    }
+}
+
 /// The running controllers; [`Controllers::shutdown`] stops them gracefully (in-flight reconciles finish).
 #[derive(Debug)]
 pub struct Controllers {
@@ -36,11 +44,7 @@ impl Controllers {
         planner: Arc<dyn Planner>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let reporter = Reporter {
-            controller: REPORTER.to_string(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
-        let recorder = Recorder::new(client.clone(), reporter);
+        let recorder = Recorder::new(client.clone(), reporter());
         let context = Arc::new(Context::new(client, settings, planner, recorder, metrics));
         let token = CancellationToken::new();
         let tasks = vec![

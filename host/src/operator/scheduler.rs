@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::{Value, json};
@@ -210,16 +210,8 @@ async fn create_object(
 }
 
 async fn publish(ctx: &Context, schedule: &Schedule, type_: EventType, reason: &str, note: String) {
-    let event = Event {
-        type_,
-        reason: reason.to_string(),
-        note: Some(note.chars().take(1000).collect()),
-        action: "Schedule".to_string(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &schedule.object_ref(&())).await {
-        tracing::warn!(error = %e, reason, "failed to publish an event");
-    }
+    let reference = schedule.object_ref(&());
+    super::driver::publish_event(&ctx.recorder, &reference, "Schedule", type_, reason, note).await;
 }
 
 /// Reconciles one Schedule: fires what is due, records it, and requeues for the next tick.

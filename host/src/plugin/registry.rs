@@ -21,7 +21,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{EventType, Recorder, Reporter};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::watch;
@@ -281,10 +281,7 @@ impl Registry {
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), &self.namespace);
         let events = Events {
             client,
-            reporter: Reporter {
-                controller: crate::operator::controller::REPORTER.to_string(),
-                instance: std::env::var("POD_NAME").ok(),
-            },
+            reporter: crate::operator::controller::reporter(),
         };
         let stream = watcher(api, watcher::Config::default().labels(PLUGIN_LABEL)).default_backoff();
         let mut stream = std::pin::pin!(stream);
@@ -364,19 +361,12 @@ impl Registry {
                 (EventType::Warning, "PluginLoadFailed", format!("{error}{keeps}"))
             }
         };
-        let event = Event {
-            type_,
-            reason: reason.to_string(),
-            note: Some(note.chars().take(1000).collect()),
-            action: "LoadPlugin".to_string(),
-            secondary: None,
-        };
         // A Recorder folds repeats of a reason into one Event and keeps its first note; every load is news
         // (another version, another error), and loads are rare, so each gets an Event of its own.
         let recorder = Recorder::new(events.client.clone(), events.reporter.clone());
-        if let Err(e) = recorder.publish(&event, &cm.object_ref(&())).await {
-            tracing::warn!(error = %e, reason, "failed to publish an event");
-        }
+        let reference = cm.object_ref(&());
+        crate::operator::driver::publish_event(&recorder, &reference, "LoadPlugin", type_, reason, note)
+            .await;
     }
 
     /// Waits (bounded) for the first list of ConfigMaps, so a plan right after start does not miss them.

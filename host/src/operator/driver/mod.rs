@@ -270,13 +270,24 @@ async fn publish(
     reason: &str,
     note: String,
 ) {
-    // The Events API caps notes at 1 kB.
-    let note: String = note.chars().take(1000).collect();
+    publish_event(recorder, reference, "Reconcile", type_, reason, note).await;
+}
+
+/// Publishes one Event about `reference` (the note cut to the Events API's 1 kB); a failure is logged, never
+/// fatal. Shared by the action controllers, the Schedule controller and the plugin registry.
+pub async fn publish_event(
+    recorder: &Recorder,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    action: &str,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
     let event = Event {
         type_,
         reason: reason.to_string(),
-        note: Some(note),
-        action: "Reconcile".to_string(),
+        note: Some(note.chars().take(1000).collect()),
+        action: action.to_string(),
         secondary: None,
     };
     if let Err(e) = recorder.publish(&event, reference).await {
