@@ -2,7 +2,10 @@
 //! [`RestServer`] (`restic-rest-server`, restic's `rest` backend) and [`Seaweed`] (SeaweedFS `weed mini`, S3).
 //!
 //! Both binaries come from `tests/setup`. This file is also compiled into the host crate's `restic_*`
-//! tests (`#[path]`), so it uses only std, tokio, tempfile and the `k8up` crate.
+//! tests (`#[path]`), so it uses only std, tokio, tempfile and the `k8up` crate. A server that cannot start fails the calling
+//! test by panicking, like an assertion does.
+
+#![allow(clippy::panic)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -84,7 +87,10 @@ impl RestServer {
         while http_status(&addr).await.is_none() {
             if tokio::time::Instant::now() > deadline {
                 kill(&mut me.child);
-                panic!("restic-rest-server did not answer: {}", tail(&me.dir.path().join("rest-server.log")));
+                panic!(
+                    "restic-rest-server did not answer: {}",
+                    tail(&me.dir.path().join("rest-server.log"))
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -174,7 +180,10 @@ impl Seaweed {
             }
             if tokio::time::Instant::now() > deadline {
                 kill(&mut me.child);
-                panic!("SeaweedFS did not start: {}", tail(&me.dir.path().join("weed.log")));
+                panic!(
+                    "SeaweedFS did not start: {}",
+                    tail(&me.dir.path().join("weed.log"))
+                );
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }

@@ -12,12 +12,12 @@
 mod e2e_common;
 mod operator_common;
 
+use e2e_common::*;
 use k8s_openapi::api::batch::v1::Job;
 use k8up::crd::{Backup, Restore, Snapshot};
 use k8up_tests::cluster::wait_for;
 use kube::Api;
 use kube::api::{ListParams, PostParams};
-use e2e_common::*;
 use operator_common::*;
 use serde_json::json;
 

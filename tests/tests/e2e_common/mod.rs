@@ -64,7 +64,11 @@ pub fn start_operator_with_plugins(client: &Client, planner: PluginPlanner) -> C
     start_operator_with_plugins_and_flags(client, planner, &[])
 }
 
-fn start_operator_with_plugins_and_flags(client: &Client, planner: PluginPlanner, flags: &[&str]) -> Controllers {
+fn start_operator_with_plugins_and_flags(
+    client: &Client,
+    planner: PluginPlanner,
+    flags: &[&str],
+) -> Controllers {
     let mut all = vec!["--restartpolicy", "Never"];
     all.extend_from_slice(flags);
     Controllers::start(
@@ -107,7 +111,12 @@ pub async fn pvc_dir_in(client: &Client, ns: &str, name: &str) -> PathBuf {
         .get(&pv_name)
         .await
         .unwrap();
-    PathBuf::from(pv.spec.unwrap().host_path.unwrap().path)
+    let spec = pv.spec.unwrap();
+    match (spec.host_path, spec.local) {
+        (Some(host_path), _) => PathBuf::from(host_path.path),
+        (None, Some(local)) => PathBuf::from(local.path),
+        _ => panic!("PV {pv_name} has neither hostPath nor local"),
+    }
 }
 
 pub async fn pvc_dir(client: &Client, name: &str) -> PathBuf {
@@ -152,7 +161,10 @@ pub fn restic(repository: &str, args: &[&str]) -> Vec<u8> {
         .args(args)
         .env("RESTIC_REPOSITORY", format!("rest:{repository}"))
         .env("RESTIC_PASSWORD", PASSWORD)
-        .env("RESTIC_CACHE_DIR", std::env::temp_dir().join("k8up-e2e-restic-cache"))
+        .env(
+            "RESTIC_CACHE_DIR",
+            std::env::temp_dir().join("k8up-e2e-restic-cache"),
+        )
         .output()
         .expect("restic not found (run tests/setup)");
     assert!(
@@ -223,8 +235,17 @@ where
     match status {
         Ok(s) => s,
         Err(e) => {
-            let last = api.get(name).await.ok().and_then(|o| o.status_of().cloned()).unwrap_or_default();
-            panic!("{e}: {:?}\n{}", describe(&last), job_logs_in(client, ns, owned_by).await)
+            let last = api
+                .get(name)
+                .await
+                .ok()
+                .and_then(|o| o.status_of().cloned())
+                .unwrap_or_default();
+            panic!(
+                "{e}: {:?}\n{}",
+                describe(&last),
+                job_logs_in(client, ns, owned_by).await
+            )
         }
     }
 }
@@ -282,7 +303,9 @@ where
 pub async fn wait_running(client: &Client, ns: &str, app: &str, count: usize) -> Vec<Pod> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     wait_for(&format!("{count} running pods of {app}"), E2E_LIMIT, || async {
-        let l = pods.list(&ListParams::default().labels(&format!("app={app}"))).await?;
+        let l = pods
+            .list(&ListParams::default().labels(&format!("app={app}")))
+            .await?;
         let running: Vec<Pod> = l
             .items
             .into_iter()
