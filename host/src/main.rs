@@ -58,14 +58,20 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 /// `k8up restic`: runs the wrapper. Its report (JSON) is already on stdout and in the termination message;
-/// a failure is printed once more on stderr with its cause chain and exits non-zero, so the Job fails.
+/// a failure is printed once more on stderr with its cause chain and exits non-zero, so the Job fails
+/// (with [`k8up::restic::PERMANENT_FAILURE_EXIT_CODE`] when retrying cannot help).
 fn restic(args: ResticArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
     match runtime.block_on(k8up::restic::run(args)) {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(error) => {
+            let code = if error.is_permanent() {
+                ExitCode::from(k8up::restic::PERMANENT_FAILURE_EXIT_CODE)
+            } else {
+                ExitCode::FAILURE
+            };
             print_error(&anyhow::Error::new(error));
-            Ok(ExitCode::FAILURE)
+            Ok(code)
         }
     }
 }

@@ -368,7 +368,13 @@ fn restic_without_a_repository_fails_with_a_report_naming_the_missing_setting() 
             ("HOSTNAME", "ns1"),
         ],
     );
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // A configuration error is permanent: the status the Jobs' podFailurePolicy fails at once on.
+    assert_eq!(
+        out.status.code(),
+        Some(i32::from(k8up::restic::PERMANENT_FAILURE_EXIT_CODE)),
+        "{}",
+        stderr(&out)
+    );
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&log).unwrap()).unwrap();
     assert_eq!(report["success"], false, "{report}");
     let message = report["error"]["message"].as_str().unwrap();

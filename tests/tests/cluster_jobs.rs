@@ -327,3 +327,59 @@ async fn a_finished_job_is_deleted_after_its_ttl() {
     .unwrap();
     sb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_failure_policy_fails_the_job_at_once_on_a_matching_exit_code_and_ignores_what_it_says() {
+    let sb = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let c = sb.client();
+    let policy = json!({ "rules": [
+        { "action": "Ignore", "onExitCodes": { "operator": "In", "values": [7] } },
+        { "action": "FailJob", "onExitCodes": { "containerName": "main", "operator": "In", "values": [42] } },
+    ]});
+    // Exit 42 fails the Job with its first pod although the backoff limit would allow six more.
+    let mut permanent = shell_job("permanent", "exit 42", "Never", 6);
+    permanent["spec"]["podFailurePolicy"] = policy.clone();
+    create_job(&c, "default", permanent).await;
+    // Exit 7 is ignored: never counted against backoffLimit 0, so the Job keeps replacing the pod.
+    let mut ignored = shell_job("ignored", "exit 7", "Never", 0);
+    ignored["spec"]["podFailurePolicy"] = policy;
+    create_job(&c, "default", ignored).await;
+    // Without a matching rule the failure counts as usual.
+    let mut counted = shell_job("counted", "exit 3", "Never", 1);
+    counted["spec"]["podFailurePolicy"] = json!({ "rules": [
+        { "action": "FailJob", "onExitCodes": { "operator": "In", "values": [42] } },
+    ]});
+    create_job(&c, "default", counted).await;
+
+    let j = wait_job_finished(&c, "default", "permanent", LIMIT)
+        .await
+        .unwrap();
+    let (reason, message) = condition(&j, "Failed").unwrap();
+    assert_eq!(reason, "PodFailurePolicy");
+    assert!(
+        message.contains("Container main for pod default/permanent-")
+            && message.contains("failed with exit code 42 matching FailJob rule at index 1"),
+        "{message}"
+    );
+    assert_eq!(job_pods(&c, "default", "permanent").await.len(), 1);
+
+    let jobs: Api<Job> = Api::namespaced(c.clone(), "default");
+    wait_for("three ignored failures of one Job", LIMIT, || async {
+        let failed = job_pods(&c, "default", "ignored")
+            .await
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed"))
+            .count();
+        Ok::<_, kube::Error>((failed >= 3).then_some(()))
+    })
+    .await
+    .unwrap();
+    let j = jobs.get("ignored").await.unwrap();
+    assert!(condition(&j, "Failed").is_none(), "{:?}", j.status);
+    assert_eq!(j.status.and_then(|s| s.failed), Some(0));
+
+    let j = wait_job_finished(&c, "default", "counted", LIMIT).await.unwrap();
+    assert_eq!(condition(&j, "Failed").unwrap().0, "BackoffLimitExceeded");
+    assert_eq!(job_pods(&c, "default", "counted").await.len(), 2);
+    sb.shutdown().await;
+}

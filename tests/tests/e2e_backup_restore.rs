@@ -213,6 +213,22 @@ async fn a_restore_naming_a_missing_snapshot_fails_with_a_condition_saying_so() 
     );
     assert!(completed.message.contains("NoSnapshot"), "{}", completed.message);
     assert!(completed.message.contains("deadbeef"), "{}", completed.message);
+    // A permanent failure is not retried: the wrapper's exit status matches the Job's podFailurePolicy.
+    let jobs = owned_jobs(&client, NS, "restore_missing").await;
+    let failed = jobs[0]
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Failed" && c.status == "True"))
+        .and_then(|c| c.reason.clone());
+    assert_eq!(failed.as_deref(), Some("PodFailurePolicy"));
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), NS);
+    let lp = ListParams::default().labels(&format!("job-name={}", jobs[0].metadata.name.clone().unwrap()));
+    assert_eq!(
+        pods.list(&lp).await.unwrap().items.len(),
+        1,
+        "one pod, no retries"
+    );
     assert!(
         pvc_dir(&client, "restored")
             .await

@@ -3,6 +3,7 @@
 //! invalid specs, the executor account, and metrics.
 #![allow(clippy::unwrap_used)]
 
+mod e2e_common;
 mod operator_common;
 
 use k8s_openapi::api::batch::v1::Job;
@@ -432,5 +433,331 @@ async fn a_pre_backup_pod_that_never_becomes_available_fails_the_backup_and_is_r
     )
     .await;
     operator.shutdown().await;
+    sb.shutdown().await;
+}
+
+/// The container env var `name` of a Job.
+fn job_env(job: &Job, name: &str) -> Option<String> {
+    let spec = job.spec.as_ref()?.template.spec.as_ref()?;
+    spec.containers[0]
+        .env
+        .as_ref()?
+        .iter()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value.clone())
+}
+
+fn job_node(job: &Job) -> Option<String> {
+    let spec = job.spec.as_ref()?.template.spec.as_ref()?;
+    spec.node_selector
+        .as_ref()?
+        .get("kubernetes.io/hostname")
+        .cloned()
+}
+
+fn job_claims(job: &Job) -> Vec<String> {
+    let spec = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let mut claims: Vec<String> = spec
+        .volumes
+        .iter()
+        .flatten()
+        .filter_map(|v| v.persistent_volume_claim.as_ref().map(|c| c.claim_name.clone()))
+        .collect();
+    claims.sort();
+    claims
+}
+
+/// A pod `name` mounting `claim` (so it runs on the claim's node), running `command`, optionally tolerating
+/// a `dedicated=db` taint.
+async fn mounting_pod(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    claim: &str,
+    labels: serde_json::Value,
+    command: &str,
+    tolerate: bool,
+) {
+    let tolerations = if tolerate {
+        json!([{ "key": "dedicated", "operator": "Equal", "value": "db", "effect": "NoSchedule" }])
+    } else {
+        json!([])
+    };
+    let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
+        "metadata": { "name": name, "labels": labels },
+        "spec": {
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 1,
+            "tolerations": tolerations,
+            "containers": [{
+                "name": "app", "image": "busybox", "command": ["sh", "-c", command],
+                "volumeMounts": [{ "name": "data", "mountPath": "/data" }],
+            }],
+            "volumes": [{ "name": "data", "persistentVolumeClaim": { "claimName": claim } }],
+        },
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &pod)
+        .await
+        .unwrap();
+}
+
+async fn wait_pod_phase(client: &Client, ns: &str, name: &str, phase: &str) {
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), ns);
+    wait_for(&format!("pod {ns}/{name} to be {phase}"), LIMIT, || async {
+        let p = pods.get(name).await?;
+        Ok::<_, kube::Error>((p.status.and_then(|s| s.phase).as_deref() == Some(phase)).then_some(()))
+    })
+    .await
+    .unwrap();
+}
+
+async fn rwo_pvc(client: &Client, ns: &str, name: &str, node: &str) {
+    e2e_common::pvc_with(
+        client,
+        ns,
+        name,
+        "ReadWriteOnce",
+        json!({ "annotations": { "volume.kubernetes.io/selected-node": node } }),
+    )
+    .await;
+}
+
+/// K8up's backup controller integration tests on node placement, spec copying and arguments (REFERENCE
+/// 7.2: ...MountedRWOPVCOnOneNode, ...OnTwoNodes (tolerations), ...UnmountedRWOPVCOnTwoNodes,
+/// ...WithFinishedBackupPod / ...WithFinishedPod (ignored), ...RWXPVCWithAnnotation, ...WithSecurityContext,
+/// ...WithTlsOptions / ...WithMutualTlsOptions, ...WithTags), with the embedded backup plugin, one namespace
+/// per case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_jobs_are_grouped_and_pinned_like_k8ups_and_carry_the_specs_settings() {
+    let sb = sandbox().await;
+    let client = sb.client();
+    for ns in ["one-node", "two-nodes", "unmounted", "annotated", "settings"] {
+        let namespace = serde_json::from_value(json!({ "metadata": { "name": ns } })).unwrap();
+        Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+            .unwrap();
+    }
+    // Two RWO PVCs mounted on one node, plus pods that must not count: a finished pod and a k8up Job pod.
+    rwo_pvc(&client, "one-node", "pvc-1", "node-a").await;
+    rwo_pvc(&client, "one-node", "pvc-2", "node-a").await;
+    mounting_pod(
+        &client,
+        "one-node",
+        "app-1",
+        "pvc-1",
+        json!({}),
+        "sleep infinity",
+        false,
+    )
+    .await;
+    mounting_pod(
+        &client,
+        "one-node",
+        "app-2",
+        "pvc-2",
+        json!({}),
+        "sleep infinity",
+        false,
+    )
+    .await;
+    mounting_pod(&client, "one-node", "finished", "pvc-1", json!({}), "true", false).await;
+    mounting_pod(
+        &client,
+        "one-node",
+        "old-backup",
+        "pvc-2",
+        json!({ "k8upjob": "true" }),
+        "sleep infinity",
+        false,
+    )
+    .await;
+    for pod in ["app-1", "app-2", "old-backup"] {
+        wait_pod_phase(&client, "one-node", pod, "Running").await;
+    }
+    wait_pod_phase(&client, "one-node", "finished", "Succeeded").await;
+    // Two RWO PVCs mounted on two nodes by pods with a toleration.
+    rwo_pvc(&client, "two-nodes", "pvc-a", "node-a").await;
+    rwo_pvc(&client, "two-nodes", "pvc-b", "node-b").await;
+    mounting_pod(
+        &client,
+        "two-nodes",
+        "app-a",
+        "pvc-a",
+        json!({}),
+        "sleep infinity",
+        true,
+    )
+    .await;
+    mounting_pod(
+        &client,
+        "two-nodes",
+        "app-b",
+        "pvc-b",
+        json!({}),
+        "sleep infinity",
+        true,
+    )
+    .await;
+    wait_pod_phase(&client, "two-nodes", "app-a", "Running").await;
+    wait_pod_phase(&client, "two-nodes", "app-b", "Running").await;
+    // Two RWO PVCs on two nodes that no pod mounts: the node comes from the PV's affinity.
+    rwo_pvc(&client, "unmounted", "pvc-a", "node-a").await;
+    rwo_pvc(&client, "unmounted", "pvc-b", "node-c").await;
+    // An RWX PVC whose annotation names the node.
+    e2e_common::pvc_with(
+        &client,
+        "annotated",
+        "shared",
+        "ReadWriteMany",
+        json!({ "annotations": { "k8up.io/hostname": "node-c" } }),
+    )
+    .await;
+    bound_pvc(&client, "settings", "data").await;
+
+    let planner = k8up::plugin::PluginPlanner::with_builtins(&settings(&[]).plugins)
+        .await
+        .unwrap();
+    let controllers = k8up::operator::Controllers::start(
+        client.clone(),
+        std::sync::Arc::new(settings(&[])),
+        std::sync::Arc::new(planner),
+        std::sync::Arc::new(k8up::operator::metrics::Metrics::new()),
+    );
+    for ns in ["one-node", "two-nodes", "unmounted", "annotated"] {
+        let backup = serde_json::from_value(json!({ "metadata": { "name": "b" }, "spec": {} })).unwrap();
+        Api::<Backup>::namespaced(client.clone(), ns)
+            .create(&PostParams::default(), &backup)
+            .await
+            .unwrap();
+    }
+    let backup = serde_json::from_value(json!({
+        "metadata": { "name": "b" },
+        "spec": {
+            "activeDeadlineSeconds": 500,
+            "podSecurityContext": { "runAsUser": 1234, "fsGroup": 4321 },
+            "tags": ["daily", "db"],
+            "backend": {
+                "s3": { "endpoint": "https://s3.example", "bucket": "b" },
+                "tlsOptions": {
+                    "caCert": "/mnt/ca/ca.crt",
+                    "clientCert": "/mnt/tls/tls.crt",
+                    "clientKey": "/mnt/tls/tls.key",
+                },
+                "volumeMounts": [{ "name": "ca", "mountPath": "/mnt/ca" }],
+            },
+            "volumes": [{ "name": "ca", "secret": { "secretName": "ca-tls" } }],
+        },
+    }))
+    .unwrap();
+    Api::<Backup>::namespaced(client.clone(), "settings")
+        .create(&PostParams::default(), &backup)
+        .await
+        .unwrap();
+
+    let jobs_of = |ns: &'static str, count: usize| {
+        let client = client.clone();
+        async move {
+            wait_for(&format!("{count} backup jobs in {ns}"), LIMIT, || async {
+                let jobs = owned_jobs(&client, ns, "backup_b").await;
+                Ok::<_, kube::Error>((jobs.len() >= count).then_some(jobs))
+            })
+            .await
+            .unwrap()
+        }
+    };
+
+    // One node: one Job for both PVCs, pinned, with exactly the two app pods as targets.
+    let jobs = jobs_of("one-node", 1).await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(job_node(&jobs[0]).as_deref(), Some("node-a"));
+    assert_eq!(job_claims(&jobs[0]), ["pvc-1", "pvc-2"]);
+    let mut targets: Vec<String> = job_env(&jobs[0], "TARGET_PODS")
+        .unwrap_or_default()
+        .split(',')
+        .map(String::from)
+        .collect();
+    targets.sort();
+    assert_eq!(targets, ["app-1", "app-2"]);
+
+    // Two nodes: one Job per node, each pinned, with the app pods' tolerations.
+    let mut jobs = jobs_of("two-nodes", 2).await;
+    jobs.sort_by_key(job_node);
+    let placed: Vec<(Option<String>, Vec<String>)> =
+        jobs.iter().map(|j| (job_node(j), job_claims(j))).collect();
+    assert_eq!(
+        placed,
+        [
+            (Some("node-a".into()), vec!["pvc-a".to_string()]),
+            (Some("node-b".into()), vec!["pvc-b".to_string()])
+        ]
+    );
+    for job in &jobs {
+        let tolerations = job
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .tolerations
+            .clone();
+        let keys: Vec<_> = tolerations
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|t| t.key)
+            .collect();
+        assert_eq!(keys, ["dedicated"]);
+    }
+
+    // Unmounted: pinned by the PV's node affinity, no target pods.
+    let mut jobs = jobs_of("unmounted", 2).await;
+    jobs.sort_by_key(job_node);
+    let nodes: Vec<_> = jobs.iter().map(job_node).collect();
+    assert_eq!(nodes, [Some("node-a".to_string()), Some("node-c".to_string())]);
+    assert!(
+        jobs.iter()
+            .all(|j| job_env(j, "TARGET_PODS").is_none_or(|t| t.is_empty()))
+    );
+
+    // The annotation names the node, also for an RWX PVC.
+    let jobs = jobs_of("annotated", 1).await;
+    assert_eq!(job_node(&jobs[0]).as_deref(), Some("node-c"));
+
+    // The spec's deadline, pod security context, tags and TLS options reach the Job.
+    let jobs = jobs_of("settings", 1).await;
+    let job_spec = jobs[0].spec.as_ref().unwrap();
+    assert_eq!(job_spec.active_deadline_seconds, Some(500));
+    let pod = job_spec.template.spec.as_ref().unwrap();
+    let security = pod.security_context.as_ref().unwrap();
+    assert_eq!(
+        (security.run_as_user, security.fs_group),
+        (Some(1234), Some(4321))
+    );
+    let args = pod.containers[0].args.clone().unwrap_or_default();
+    let after = |flag: &str| -> Vec<&str> {
+        args.windows(2)
+            .filter(|w| w[0] == flag)
+            .map(|w| w[1].as_str())
+            .collect()
+    };
+    assert_eq!(after("--tag"), ["daily", "db"], "{args:?}");
+    assert_eq!(after("--caCert"), ["/mnt/ca/ca.crt"], "{args:?}");
+    assert_eq!(after("--clientCert"), ["/mnt/tls/tls.crt"], "{args:?}");
+    assert_eq!(after("--clientKey"), ["/mnt/tls/tls.key"], "{args:?}");
+    let mounts = pod.containers[0].volume_mounts.clone().unwrap_or_default();
+    assert!(
+        mounts.iter().any(|m| m.name == "ca" && m.mount_path == "/mnt/ca"),
+        "{mounts:?}"
+    );
+    let volumes = pod.volumes.clone().unwrap_or_default();
+    assert!(volumes.iter().any(
+        |v| v.name == "ca" && v.secret.as_ref().and_then(|s| s.secret_name.as_deref()) == Some("ca-tls")
+    ));
+
+    controllers.shutdown().await;
     sb.shutdown().await;
 }

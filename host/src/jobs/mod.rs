@@ -15,7 +15,10 @@ pub mod pod_config;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::batch::v1::{
+    Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement,
+    PodFailurePolicyOnPodConditionsPattern, PodFailurePolicyRule,
+};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapEnvSource, ConfigMapKeySelector, Container, EmptyDirVolumeSource, EnvFromSource,
     EnvVar, EnvVarSource, LocalObjectReference, PersistentVolumeClaimVolumeSource, PodSecurityContext,
@@ -46,6 +49,34 @@ pub fn job_name(action: &ValidatedAction, suffix: &str) -> String {
         format!("{}-{}", action.job_type, action.name)
     } else {
         format!("{}-{}-{suffix}", action.job_type, action.name)
+    }
+}
+
+/// The failure policy of Job pods that never restart: a permanent wrapper failure
+/// ([`crate::restic::PERMANENT_FAILURE_EXIT_CODE`]: bad configuration, no such snapshot, wrong password,
+/// integrity) fails the Job at once instead of being retried up to `backoffLimit`; a pod disrupted by an
+/// eviction or preemption is retried without counting against the limit.
+pub fn pod_failure_policy(container: &str) -> PodFailurePolicy {
+    PodFailurePolicy {
+        rules: vec![
+            PodFailurePolicyRule {
+                action: "FailJob".into(),
+                on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
+                    container_name: Some(container.to_owned()),
+                    operator: "In".into(),
+                    values: vec![i32::from(crate::restic::PERMANENT_FAILURE_EXIT_CODE)],
+                }),
+                on_pod_conditions: None,
+            },
+            PodFailurePolicyRule {
+                action: "Ignore".into(),
+                on_exit_codes: None,
+                on_pod_conditions: Some(vec![PodFailurePolicyOnPodConditionsPattern {
+                    type_: "DisruptionTarget".into(),
+                    status: "True".into(),
+                }]),
+            },
+        ],
     }
 }
 
@@ -111,6 +142,9 @@ pub fn build_job(action: &ValidatedAction, planned: &plan::Job, pod_config: Opti
         mounts: mounts(action, planned),
     };
     let (spec, pod_metadata) = pod_config::assemble(base, own, pod_config);
+    // Kubernetes allows a podFailurePolicy only with `restartPolicy: Never` (a PodConfig may change it).
+    let failure_policy = (spec.restart_policy.as_deref() == Some("Never"))
+        .then(|| pod_failure_policy(&action.job_type.to_string()));
 
     let mut pod_labels = pod_metadata.labels;
     pod_labels.extend(action.identity_labels());
@@ -126,6 +160,7 @@ pub fn build_job(action: &ValidatedAction, planned: &plan::Job, pod_config: Opti
         spec: Some(JobSpec {
             active_deadline_seconds: action.runnable.active_deadline_seconds,
             backoff_limit: (action.job_type == JobType::Backup).then_some(jobs.backoff_limit),
+            pod_failure_policy: failure_policy,
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),

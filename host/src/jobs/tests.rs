@@ -293,6 +293,52 @@ fn backup_and_prune_run_as_the_executor_and_only_backups_get_the_backoff_limit()
 }
 
 #[test]
+fn pods_that_never_restart_fail_the_job_at_once_on_a_permanent_wrapper_failure() {
+    let base = [
+        "--globalrepopassword",
+        "pw",
+        "--globals3endpoint",
+        "http://s3",
+        "--globals3bucket",
+        "b",
+    ];
+    let on_failure = build_job(&action::<Backup>(BACKUP, &settings(&base)), &planned(""), None);
+    assert_eq!(
+        on_failure
+            .spec
+            .as_ref()
+            .and_then(|s| s.pod_failure_policy.clone()),
+        None,
+        "Kubernetes refuses a podFailurePolicy with restartPolicy OnFailure"
+    );
+
+    let mut never = base.to_vec();
+    never.extend(["--restartpolicy", "Never"]);
+    let job = build_job(&action::<Backup>(BACKUP, &settings(&never)), &planned(""), None);
+    let policy = job
+        .spec
+        .as_ref()
+        .and_then(|s| s.pod_failure_policy.clone())
+        .unwrap();
+    let fail = &policy.rules[0];
+    assert_eq!(fail.action, "FailJob");
+    let codes = fail.on_exit_codes.as_ref().unwrap();
+    assert_eq!(
+        codes.container_name.as_deref(),
+        Some(container(&job).name.as_str())
+    );
+    assert_eq!(
+        (codes.operator.as_str(), codes.values.as_slice()),
+        ("In", &[78][..])
+    );
+    assert_eq!(policy.rules[1].action, "Ignore");
+    assert_eq!(
+        policy.rules[1].on_pod_conditions.as_ref().unwrap()[0].type_,
+        "DisruptionTarget"
+    );
+}
+
+#[test]
 fn exclusive_jobs_carry_the_exclusive_label_and_names_get_the_suffix() {
     let a = action::<Backup>(BACKUP, &global_settings());
     let mut j = planned("");

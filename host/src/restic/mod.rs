@@ -29,6 +29,12 @@ use config::{Config, Mode};
 use report::ReportError;
 use runner::{ResticError, Runner};
 
+/// Exit status of `k8up restic` when the failure is permanent ([`Error::is_permanent`]: invalid
+/// configuration, no matching snapshot, a wrong password, an integrity failure): retrying without a change
+/// cannot help. With `restartPolicy: Never` the operator's Jobs carry a `podFailurePolicy` that fails the
+/// Job at once on this status instead of retrying up to `backoffLimit` (78 is `EX_CONFIG` of sysexits.h).
+pub const PERMANENT_FAILURE_EXIT_CODE: u8 = 78;
+
 /// Why a `k8up restic` run failed. The variant name is reported as the failure reason.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -5,6 +5,11 @@
 //! `startTime/completionTime` and the conditions `SuccessCriteriaMet`+`Complete` or
 //! `FailureTarget`+`Failed` like Kubernetes 1.31+. Finished Jobs are deleted after
 //! `ttlSecondsAfterFinished`. Pods whose owning Job or Deployment is gone are deleted.
+//!
+//! `podFailurePolicy` (with `restartPolicy: Never`): the first rule a failed pod matches decides, by exit
+//! codes (`In`/`NotIn`, optionally per container) or by pod conditions; `FailJob` fails the Job at once
+//! (reason `PodFailurePolicy`, Kubernetes' message), `Ignore` does not count the pod against
+//! `backoffLimit`, `Count` counts it as usual (`FailIndex` is treated as `Count`: no indexed Jobs here).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -77,6 +82,83 @@ fn terminated_at(p: &Pod) -> Option<Timestamp> {
                 .map(|t| t.0)
         })
         .max()
+}
+
+/// What the pod failure policy says about one failed pod.
+#[derive(Debug, PartialEq)]
+enum PolicyVerdict {
+    /// Fail the Job with this message.
+    FailJob(String),
+    /// Do not count the failure.
+    Ignore,
+    /// Count it (no rule matched, or `Count`).
+    Count,
+}
+
+fn policy_verdict(policy: Option<&k8s_openapi::api::batch::v1::PodFailurePolicy>, p: &Pod) -> PolicyVerdict {
+    let Some(policy) = policy else {
+        return PolicyVerdict::Count;
+    };
+    let status = p.status.clone().unwrap_or_default();
+    let exits: Vec<(String, i32)> = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .filter_map(|c| {
+            let code = c.state.as_ref()?.terminated.as_ref()?.exit_code;
+            (code != 0).then(|| (c.name.clone(), code))
+        })
+        .collect();
+    let pod = format!(
+        "{}/{}",
+        p.metadata.namespace.as_deref().unwrap_or_default(),
+        p.metadata.name.as_deref().unwrap_or_default()
+    );
+    for (index, rule) in policy.rules.iter().enumerate() {
+        let mut message = None;
+        if let Some(req) = &rule.on_exit_codes {
+            message = exits
+                .iter()
+                .filter(|(name, _)| req.container_name.as_ref().is_none_or(|c| c == name))
+                .find(|(_, code)| match req.operator.as_str() {
+                    "In" => req.values.contains(code),
+                    "NotIn" => !req.values.contains(code),
+                    _ => false,
+                })
+                .map(|(name, code)| {
+                    format!(
+                        "Container {name} for pod {pod} failed with exit code {code} matching {} rule at index {index}",
+                        rule.action
+                    )
+                });
+        }
+        if let Some(patterns) = &rule.on_pod_conditions {
+            let conditions = status.conditions.clone().unwrap_or_default();
+            message = message.or_else(|| {
+                patterns
+                    .iter()
+                    .find(|pat| {
+                        conditions
+                            .iter()
+                            .any(|c| c.type_ == pat.type_ && c.status == pat.status)
+                    })
+                    .map(|pat| {
+                        format!(
+                            "Pod {pod} has condition {} matching {} rule at index {index}",
+                            pat.type_, rule.action
+                        )
+                    })
+            });
+        }
+        if let Some(message) = message {
+            return match rule.action.as_str() {
+                "FailJob" => PolicyVerdict::FailJob(message),
+                "Ignore" => PolicyVerdict::Ignore,
+                _ => PolicyVerdict::Count,
+            };
+        }
+    }
+    PolicyVerdict::Count
 }
 
 /// Reconciles every Job.
@@ -185,10 +267,16 @@ async fn reconcile_one(
         .get(&uid)
         .map(|k| k.iter().filter(|u| !present.contains(*u)).count())
         .unwrap_or(0) as i32;
-    let failed_pods = pods
+    let verdicts: Vec<PolicyVerdict> = pods
         .iter()
         .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed"))
-        .count() as i32;
+        .map(|p| policy_verdict(spec.pod_failure_policy.as_ref(), p))
+        .collect();
+    let failed_pods = verdicts.iter().filter(|v| **v != PolicyVerdict::Ignore).count() as i32;
+    let fail_job = verdicts.into_iter().find_map(|v| match v {
+        PolicyVerdict::FailJob(message) => Some(message),
+        _ => None,
+    });
     let prev_failed = j.status.as_ref().and_then(|s| s.failed).unwrap_or(0);
     let failed = (failed_pods + killed_gone).max(prev_failed);
     let failures = failed
@@ -222,6 +310,20 @@ async fn reconcile_one(
             "Reached expected number of succeeded pods",
         ));
         completion_time = Some(now_json());
+        kill = true;
+    } else if let Some(message) = &fail_job {
+        conditions.push(job_condition(
+            prev_conds.as_ref(),
+            "FailureTarget",
+            "PodFailurePolicy",
+            message,
+        ));
+        conditions.push(job_condition(
+            prev_conds.as_ref(),
+            "Failed",
+            "PodFailurePolicy",
+            message,
+        ));
         kill = true;
     } else if failures > backoff_limit {
         conditions.push(job_condition(

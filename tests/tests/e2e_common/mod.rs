@@ -2,7 +2,8 @@
 //! (`restic-rest-server`, SeaweedFS S3), PVC directories, the real `restic` binary to look into a repository,
 //! and waits that fail with the Jobs' logs.
 
-#![allow(dead_code, unused_imports)]
+// Helpers fail the calling test by panicking, like assertions do.
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

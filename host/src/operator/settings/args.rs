@@ -180,7 +180,9 @@ pub struct JobArgs {
     )]
     pub data_path: String,
 
-    /// Restart policy of Job pods: `OnFailure` or `Never`. (K8up ignored it and always used `OnFailure`.)
+    /// Restart policy of Job pods: `OnFailure` or `Never`. With `Never` a permanent failure (bad configuration,
+    /// no matching snapshot, wrong password, integrity) fails the Job at once through a `podFailurePolicy`
+    /// instead of being retried. (K8up ignored it and always used `OnFailure`.)
     #[arg(
         long = "restartpolicy",
         value_name = "POLICY",
