@@ -3,7 +3,13 @@
 //! and waits that fail with the Jobs' logs.
 
 // Helpers fail the calling test by panicking, like assertions do.
-#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    dead_code,
+    unused_imports,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
