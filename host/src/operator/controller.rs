@@ -6,12 +6,13 @@ use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, reflector};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::driver::{Context, Planner, error_policy, reconcile};
+use super::driver::{Context, Planner, concurrency, error_policy, reconcile};
 use super::kinds::ActionKind;
 use super::metrics::Metrics;
 use super::settings::OperatorSettings;
@@ -45,9 +46,37 @@ impl Controllers {
         metrics: Arc<Metrics>,
     ) -> Self {
         let recorder = Recorder::new(client.clone(), reporter());
-        let context = Arc::new(Context::new(client, settings, planner, recorder, metrics));
+        // One watch cache of every k8up Job for the concurrency decisions (driver::concurrency).
+        let (jobs, writer) = reflector::store::<Job>();
+        let context = Arc::new(Context::new(
+            client.clone(),
+            settings,
+            planner,
+            recorder,
+            metrics,
+            Some(jobs),
+        ));
         let token = CancellationToken::new();
+        let job_cache = {
+            let token = token.clone();
+            let stream = reflector(
+                writer,
+                watcher(
+                    Api::<Job>::all(client),
+                    watcher::Config::default().labels("k8upjob=true"),
+                ),
+            )
+            .default_backoff()
+            .take_until(async move { token.cancelled().await })
+            .for_each(|event| async move {
+                if let Err(e) = event {
+                    tracing::debug!(error = %e, "k8up job cache");
+                }
+            });
+            tokio::spawn(stream)
+        };
         let tasks = vec![
+            job_cache,
             tokio::spawn(run_one::<Backup>(context.clone(), token.clone())),
             tokio::spawn(run_one::<Restore>(context.clone(), token.clone())),
             tokio::spawn(run_one::<Archive>(context.clone(), token.clone())),
@@ -91,8 +120,27 @@ async fn run_one<K: ActionKind>(context: Arc<Context>, token: CancellationToken)
         // A Job's status changes (active -> Complete/Failed) are what move an action forward; owning them
         // replaces K8up's polling. Only k8up's Jobs are watched.
         .owns(
+            Api::<Job>::all(client.clone()),
+            watcher::Config::default().labels("k8upjob=true"),
+        )
+        // An action waiting for its turn on a repository looks again as soon as a k8up Job finishes.
+        .watches(
             Api::<Job>::all(client),
             watcher::Config::default().labels("k8upjob=true"),
+            {
+                let context = context.clone();
+                move |job: Job| {
+                    let done = job.metadata.deletion_timestamp.is_some() || concurrency::is_finished(&job);
+                    let waiting = if done {
+                        context.gate.waiting_of(K::JOB_TYPE)
+                    } else {
+                        Vec::new()
+                    };
+                    waiting
+                        .into_iter()
+                        .map(|(namespace, name)| ObjectRef::<K>::new(&name).within(&namespace))
+                }
+            },
         )
         .graceful_shutdown_on(async move { token.cancelled().await })
         .run(reconcile::<K>, error_policy::<K>, context)

@@ -15,6 +15,7 @@
 //! changes reach the controller through `.owns(Job)`.
 
 pub mod apply;
+pub mod concurrency;
 pub mod credentials;
 pub mod history;
 pub mod observe;
@@ -48,6 +49,9 @@ pub use validate::ValidatedAction;
 /// How long a running action waits without any Job event before it is looked at again (a safety net; Job
 /// changes arrive through the watch).
 const RUNNING_RESYNC: Duration = Duration::from_secs(300);
+/// How often an action waiting for its turn on the repository looks again without being woken (a safety net:
+/// a finishing k8up Job wakes it).
+const CONCURRENCY_RECHECK: Duration = Duration::from_secs(30);
 /// How often a Backup waiting for its pre-backup pods looks again.
 const PRE_BACKUP_POLL: Duration = Duration::from_secs(2);
 
@@ -176,6 +180,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Operator metrics.
     pub metrics: Arc<Metrics>,
+    /// Who may start on a repository ([`concurrency`]).
+    pub gate: concurrency::Gate,
     /// Consecutive failures per object (`kind/namespace/name`), for the retry backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -187,13 +193,15 @@ impl std::fmt::Debug for Context {
 }
 
 impl Context {
-    /// A context for the controllers.
+    /// A context for the controllers; `jobs` is a watch cache of the k8up Jobs (`k8upjob=true`) for the
+    /// concurrency decisions (`None`: they list the Jobs from the API).
     pub fn new(
         client: Client,
         settings: Arc<OperatorSettings>,
         planner: Arc<dyn Planner>,
         recorder: Recorder,
         metrics: Arc<Metrics>,
+        jobs: Option<kube::runtime::reflector::Store<k8s_openapi::api::batch::v1::Job>>,
     ) -> Self {
         Context {
             client,
@@ -201,6 +209,7 @@ impl Context {
             planner,
             recorder,
             metrics,
+            gate: concurrency::Gate::new(jobs),
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -342,6 +351,13 @@ async fn reconcile_inner<K: ActionKind>(object: &Arc<K>, ctx: &Context) -> Resul
     )
     .await?;
 
+    // concurrency: an action that may not start yet waits before anything is started for it.
+    if !previous.started
+        && let Some(wait) = concurrency_wait(&action, ctx).await?
+    {
+        return waiting(object.as_ref(), ctx, &action, &previous, wait).await;
+    }
+
     let mut extra_conditions = Vec::new();
     let mut pre_backup_failed = None;
     if K::JOB_TYPE == JobType::Backup && !previous.started {
@@ -449,8 +465,20 @@ async fn reconcile_inner<K: ActionKind>(object: &Arc<K>, ctx: &Context) -> Resul
             };
             Outcome::Succeeded(plan.message.clone().unwrap_or(what))
         } else {
-            // apply (API writes): create the Jobs, idempotently.
-            match apply::create_jobs(&ctx.client, &action, plan.jobs).await {
+            // apply (API writes): create the Jobs, idempotently, once the repository is ours to use. The
+            // permit serialises this decision with every other one, so two actions cannot both pass.
+            let permit = ctx.gate.permit().await;
+            if let Some(wait) = concurrency_wait(&action, ctx).await? {
+                drop(permit);
+                return waiting(object.as_ref(), ctx, &action, &previous, wait).await;
+            }
+            let created = apply::create_jobs(&ctx.client, &action, plan.jobs).await;
+            if let Ok(stored) = &created {
+                ctx.gate.created(stored);
+            }
+            drop(permit);
+            ctx.gate.set_waiting(&action, false);
+            match created {
                 Ok(stored) => {
                     let names: Vec<String> = stored.iter().filter_map(|j| j.metadata.name.clone()).collect();
                     publish(
@@ -558,6 +586,62 @@ async fn reconcile_inner<K: ActionKind>(object: &Arc<K>, ctx: &Context) -> Resul
         return scrub(object.as_ref(), ctx, next).await;
     }
     Ok(Action::requeue(RUNNING_RESYNC))
+}
+
+/// Why `action` may not start now, if it may not ([`concurrency::decide`] on the running k8up Jobs).
+async fn concurrency_wait(action: &ValidatedAction, ctx: &Context) -> Result<Option<String>, Error> {
+    let running = ctx
+        .gate
+        .running(&ctx.client)
+        .await
+        .map_err(|source| Error::Observe {
+            what: "the running k8up jobs",
+            source,
+        })?;
+    Ok(
+        match concurrency::decide(
+            action.job_type,
+            &action.namespace,
+            &action.owned_by,
+            &action.repository_hash(),
+            &running,
+            &action.settings.concurrency,
+        ) {
+            concurrency::Decision::Start => None,
+            concurrency::Decision::Wait(message) => Some(message),
+        },
+    )
+}
+
+/// Records that the action waits for its turn (`Ready=False`, reason `Waiting`, with an Event when this
+/// starts), and looks again when a k8up Job finishes or after [`CONCURRENCY_RECHECK`].
+async fn waiting<K: ActionKind>(
+    object: &K,
+    ctx: &Context,
+    action: &ValidatedAction,
+    previous: &Status,
+    message: String,
+) -> Result<Action, Error> {
+    ctx.gate.set_waiting(action, true);
+    let outcome = Outcome::Waiting(message.clone());
+    let next = status::next_status(previous, &outcome, action.generation, &now());
+    let was_waiting = previous
+        .condition(ctype::READY)
+        .is_some_and(|c| c.reason == reason::WAITING);
+    if next != *previous {
+        write_status(&ctx.client, object, &next).await?;
+        if !was_waiting {
+            publish(
+                &ctx.recorder,
+                &object.object_ref(&()),
+                EventType::Normal,
+                reason::WAITING,
+                message,
+            )
+            .await;
+        }
+    }
+    Ok(Action::requeue(CONCURRENCY_RECHECK))
 }
 
 /// Writes the outcome (an invalid spec) if it changed, with a Warning Event, and waits for a change.

@@ -59,6 +59,8 @@ pub enum Outcome {
     InvalidSpec(String),
     /// A Job could not be created; retried with backoff.
     CreationFailed(String),
+    /// Not started: another Job on the repository (or the concurrency limit) is in the way.
+    Waiting(String),
     /// Jobs exist and at least one is still running.
     Running(String),
     /// Every Job succeeded, or there was nothing to do.
@@ -154,6 +156,12 @@ pub fn next_status(previous: &Status, outcome: &Outcome, generation: Option<i64>
             set_condition(
                 &mut status.conditions,
                 cond(ctype::READY, false, reason::CREATION_FAILED, message),
+            );
+        }
+        Outcome::Waiting(message) => {
+            set_condition(
+                &mut status.conditions,
+                cond(ctype::READY, false, reason::WAITING, message),
             );
         }
         Outcome::Running(message) => {
