@@ -97,6 +97,11 @@ impl RestServer {
         me
     }
 
+    /// The directory holding the repositories (repository `name` is `<dir>/<name>`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("repos")
+    }
+
     /// The URL of repository `name` on this server (created by the first `restic init`).
     pub fn repository(&self, name: &str) -> String {
         format!("{}/{name}", self.base)

@@ -162,11 +162,17 @@ pub fn names(files: &[(String, Vec<u8>)]) -> Vec<&str> {
     files.iter().map(|(n, _)| n.as_str()).collect()
 }
 
-/// The real `restic` on `repository` with the e2e password: what a user would run to look inside.
+/// The real `restic` on `repository` (a rest-server URL or a local path) with the e2e password: what a user
+/// would run to look inside.
 pub fn restic(repository: &str, args: &[&str]) -> Vec<u8> {
+    let repository = if repository.starts_with("http") {
+        format!("rest:{repository}")
+    } else {
+        repository.to_owned()
+    };
     let out = Command::new("restic")
         .args(args)
-        .env("RESTIC_REPOSITORY", format!("rest:{repository}"))
+        .env("RESTIC_REPOSITORY", repository)
         .env("RESTIC_PASSWORD", PASSWORD)
         .env(
             "RESTIC_CACHE_DIR",
