@@ -7,5 +7,6 @@ pub mod controllers;
 pub mod demo;
 pub mod kubelet;
 pub mod node;
+pub mod pki;
 pub mod runtime;
 pub mod servers;

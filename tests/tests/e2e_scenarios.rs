@@ -852,3 +852,143 @@ async fn a_1_gib_dump_survives_an_operator_restart_mid_backup_and_restores_with_
     controllers.shutdown().await;
     sb.shutdown().await;
 }
+
+// test-10-restore-self-signed-tls and test-11-archive-self-signed-tls: a repository on S3 over mutual TLS
+// (self-signed CA, server and client certificates from a Secret volume), restored and archived to S3 over
+// mutual TLS, with the TLS options on both the backend and the restore method.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn k8up_10_11_backup_restore_and_archive_over_mutual_tls_with_a_self_signed_ca() {
+    let sb = sandbox().await;
+    let client = sb.client();
+    let pki_dir = tempfile::tempdir().unwrap();
+    let pki = k8up_tests::pki::write_pki(pki_dir.path()).unwrap();
+    let weed = Seaweed::start_mutual_tls(&pki).await;
+    create_repository_secret(&client).await;
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap();
+    create::<Secret>(
+        &client,
+        NS,
+        json!({
+            "metadata": { "name": "client-tls" },
+            "stringData": { "ca.crt": read(&pki.ca), "tls.crt": read(&pki.client_cert), "tls.key": read(&pki.client_key) },
+        }),
+    )
+    .await;
+    create::<Secret>(
+        &client,
+        NS,
+        json!({
+            "metadata": { "name": "s3-credentials" },
+            "stringData": { "username": weed.access_key, "password": weed.secret_key },
+        }),
+    )
+    .await;
+    let s3 = |bucket: &str| {
+        json!({
+            "endpoint": weed.endpoint,
+            "bucket": bucket,
+            "accessKeyIDSecretRef": { "name": "s3-credentials", "key": "username" },
+            "secretAccessKeySecretRef": { "name": "s3-credentials", "key": "password" },
+        })
+    };
+    let tls = json!({
+        "caCert": "/mnt/tls/ca.crt",
+        "clientCert": "/mnt/tls/tls.crt",
+        "clientKey": "/mnt/tls/tls.key",
+    });
+    let mounts = json!([{ "name": "client-tls", "mountPath": "/mnt/tls" }]);
+    let volumes = json!([{ "name": "client-tls", "secret": { "secretName": "client-tls" } }]);
+    let backend = json!({
+        "repoPasswordSecretRef": { "name": "backup-repo", "key": "password" },
+        "s3": s3("repository"),
+        "tlsOptions": tls,
+        "volumeMounts": mounts,
+    });
+    pvc_with(&client, NS, "subject-pvc", "ReadWriteMany", json!({})).await;
+    std::fs::write(
+        pvc_dir(&client, "subject-pvc").await.join("expected.txt"),
+        b"over mutual TLS\n",
+    )
+    .unwrap();
+
+    let controllers = start_operator_with_builtins(&client).await;
+    create::<Backup>(
+        &client,
+        NS,
+        json!({
+            "metadata": { "name": "mtls" },
+            "spec": { "backend": backend, "volumes": volumes, "podSecurityContext": { "fsGroup": 65532 } },
+        }),
+    )
+    .await;
+    wait_succeeded::<Backup>(&client, "mtls", "backup_mtls").await;
+    let restore_method =
+        |bucket: &str| json!({ "s3": s3(bucket), "tlsOptions": tls, "volumeMounts": mounts });
+    create::<Restore>(
+        &client,
+        NS,
+        json!({
+            "metadata": { "name": "mtls" },
+            "spec": { "backend": backend, "volumes": volumes, "restoreMethod": restore_method("restore") },
+        }),
+    )
+    .await;
+    wait_succeeded::<Restore>(&client, "mtls", "restore_mtls").await;
+    create::<k8up::crd::Archive>(
+        &client,
+        NS,
+        json!({
+            "metadata": { "name": "mtls" },
+            "spec": { "backend": backend, "volumes": volumes, "restoreMethod": restore_method("archive") },
+        }),
+    )
+    .await;
+    wait_succeeded::<k8up::crd::Archive>(&client, "mtls", "archive_mtls").await;
+
+    // The server really demands the client certificate.
+    let (endpoint, bucket) =
+        k8up::restic::config::split_endpoint(&format!("{}/restore", weed.endpoint)).unwrap();
+    let anonymous = k8up::restic::s3::S3Client::new(&k8up::restic::config::S3Target {
+        endpoint,
+        bucket,
+        access_key: weed.access_key.clone(),
+        secret_key: weed.secret_key.clone(),
+        ca_cert: Some(pki.ca.clone()),
+        client_cert: None,
+    })
+    .unwrap();
+    assert!(
+        anonymous.list().await.is_err(),
+        "a client without certificate was let in"
+    );
+
+    // The restored tarball holds the file; the archive holds one object per snapshot.
+    let restored = weed.client("restore");
+    let keys = restored.list().await.unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(keys[0].starts_with("backup-default-subject-pvc-"), "{keys:?}");
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(
+        work.path().join("a.tar.gz"),
+        restored.get(&keys[0]).await.unwrap(),
+    )
+    .unwrap();
+    std::fs::create_dir(work.path().join("out")).unwrap();
+    let untar = Command::new("tar")
+        .current_dir(work.path())
+        .args(["-xzf", "a.tar.gz", "--strip-components=2", "-C", "out"])
+        .status()
+        .unwrap();
+    assert!(untar.success());
+    assert_eq!(
+        files(&work.path().join("out")),
+        [("expected.txt".to_string(), b"over mutual TLS\n".to_vec())]
+    );
+    assert_eq!(
+        weed.client("archive").list().await.unwrap().len(),
+        snapshot_resources(&client, NS).await.len()
+    );
+
+    controllers.shutdown().await;
+    sb.shutdown().await;
+}
