@@ -944,6 +944,24 @@ async fn k8up_10_11_backup_restore_and_archive_over_mutual_tls_with_a_self_signe
     )
     .await;
     wait_succeeded::<k8up::crd::Archive>(&client, "mtls", "archive_mtls").await;
+    // Check and Prune on the same S3 repository over mutual TLS.
+    create::<k8up::crd::Check>(
+        &client,
+        NS,
+        json!({ "metadata": { "name": "mtls" }, "spec": { "backend": backend, "volumes": volumes } }),
+    )
+    .await;
+    wait_succeeded::<k8up::crd::Check>(&client, "mtls", "check_mtls").await;
+    create::<k8up::crd::Prune>(
+        &client,
+        NS,
+        json!({
+            "metadata": { "name": "mtls" },
+            "spec": { "backend": backend, "volumes": volumes, "retention": { "keepLast": 1 } },
+        }),
+    )
+    .await;
+    wait_succeeded::<k8up::crd::Prune>(&client, "mtls", "prune_mtls").await;
 
     // The server really demands the client certificate.
     let (endpoint, bucket) =

@@ -188,4 +188,44 @@ mod tests {
             Ok("/repo".into())
         );
     }
+
+    #[test]
+    fn every_backend_builds_k8ups_repository_string_and_names_a_missing_field() {
+        let from = |yaml: &str| -> Backend { serde_yaml::from_str(yaml).unwrap_or_default() };
+        let cases = [
+            ("gcs: {bucket: b}", Ok("gs:b:/")),
+            ("azure: {container: c}", Ok("azure:c:/")),
+            ("azure: {container: c, path: /p}", Ok("azure:c:/p")),
+            ("swift: {container: c, path: /p}", Ok("swift:c:/p")),
+            ("swift: {container: c}", Ok("swift:c:/")),
+            ("b2: {bucket: b, path: /p}", Ok("b2:b:/p")),
+            ("b2: {bucket: b}", Ok("b2:b:/")),
+            (
+                "s3: {endpoint: 'https://s3.example/', bucket: b}",
+                Ok("s3:https://s3.example/b"),
+            ),
+            (
+                "rest: {url: 'http://host:8000/'}",
+                Ok("rest:http://$(USER):$(PASSWORD)@host:8000/"),
+            ),
+            (
+                "rest: {url: host:8000}",
+                Ok("rest:host:8000://$(USER):$(PASSWORD)@"),
+            ),
+            ("local: {mountPath: /repo}", Ok("/repo")),
+            ("gcs: {}", Err("spec.backend.gcs.bucket is empty; set it")),
+            ("azure: {}", Err("spec.backend.azure.container is empty; set it")),
+            ("swift: {}", Err("spec.backend.swift.container is empty; set it")),
+            ("b2: {}", Err("spec.backend.b2.bucket is empty; set it")),
+            ("rest: {}", Err("spec.backend.rest.url is empty; set it")),
+            ("local: {}", Err("spec.backend.local.mountPath is empty; set it")),
+        ];
+        for (yaml, expected) in cases {
+            let got = resolve(Some(&from(yaml)), &global())
+                .map(|r| r.url)
+                .map_err(|e| e.to_string());
+            let expected = expected.map(str::to_string).map_err(str::to_string);
+            assert_eq!(got, expected, "{yaml}");
+        }
+    }
 }
