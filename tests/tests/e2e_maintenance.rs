@@ -11,21 +11,12 @@ mod operator_common;
 use std::collections::BTreeSet;
 
 use e2e_common::*;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8up::crd::{Archive, Backup, Check, Prune, Snapshot};
 use k8up_tests::cluster::wait_for;
-use kube::api::{ListParams, PostParams};
+use kube::api::ListParams;
 use kube::{Api, Client};
 use operator_common::*;
 use serde_json::json;
-
-async fn namespace(client: &Client, name: &str) {
-    let ns: Namespace = serde_json::from_value(json!({ "metadata": { "name": name } })).unwrap();
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
-}
 
 /// Backs up the namespace's PVCs with `tags` and waits for success.
 async fn backup(client: &Client, ns: &str, name: &str, backend: &serde_json::Value, tags: &[&str]) {
@@ -140,23 +131,8 @@ async fn prune_filters_by_tag_within_the_namespace_check_reports_damage_and_arch
     .unwrap();
 
     // Archive: by default the newest snapshot per host and path of this namespace; on request all of them.
-    create::<Secret>(
-        &client,
-        NS,
-        json!({
-            "metadata": { "name": "s3-credentials" },
-            "stringData": { "username": weed.access_key, "password": weed.secret_key },
-        }),
-    )
-    .await;
-    let s3 = |bucket: &str| {
-        json!({
-            "endpoint": weed.endpoint,
-            "bucket": bucket,
-            "accessKeyIDSecretRef": { "name": "s3-credentials", "key": "username" },
-            "secretAccessKeySecretRef": { "name": "s3-credentials", "key": "password" },
-        })
-    };
+    create_s3_credentials(&client, NS, &weed).await;
+    let s3 = |bucket: &str| s3_spec(&weed, bucket);
     for (name, bucket, all) in [("latest", "archive-latest", false), ("all", "archive-all", true)] {
         create::<Archive>(
             &client,

@@ -17,21 +17,13 @@ use std::process::Command;
 
 use e2e_common::*;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8up::crd::{Backup, PodConfig, PreBackupPod, Restore, Snapshot};
 use k8up_tests::cluster::wait_for;
-use kube::api::{ListParams, PostParams};
+use kube::api::ListParams;
 use kube::{Api, Client};
 use operator_common::*;
 use serde_json::json;
-
-async fn namespace(client: &Client, name: &str) {
-    let ns: Namespace = serde_json::from_value(json!({ "metadata": { "name": name } })).unwrap();
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
-}
 
 /// A Deployment `app` whose pods run `containers`, mount `claims` at `/data/<claim>` in every container and
 /// carry `annotations`.
@@ -105,14 +97,6 @@ fn sha256_file(path: &Path) -> String {
         .next()
         .unwrap()
         .to_owned()
-}
-
-async fn snapshot_resources(client: &Client, ns: &str) -> Vec<Snapshot> {
-    Api::<Snapshot>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
 }
 
 /// The pods of the Jobs owned by `owned_by`.
@@ -634,23 +618,8 @@ async fn a_backup_to_an_s3_repository_restores_to_an_s3_bucket_as_a_tar_gz_named
     let client = sb.client();
     let weed = Seaweed::start().await;
     create_repository_secret(&client).await;
-    create::<Secret>(
-        &client,
-        NS,
-        json!({
-            "metadata": { "name": "s3-credentials" },
-            "stringData": { "username": weed.access_key, "password": weed.secret_key },
-        }),
-    )
-    .await;
-    let s3 = |bucket: &str| {
-        json!({
-            "endpoint": weed.endpoint,
-            "bucket": bucket,
-            "accessKeyIDSecretRef": { "name": "s3-credentials", "key": "username" },
-            "secretAccessKeySecretRef": { "name": "s3-credentials", "key": "password" },
-        })
-    };
+    create_s3_credentials(&client, NS, &weed).await;
+    let s3 = |bucket: &str| s3_spec(&weed, bucket);
     let backend = json!({
         "repoPasswordSecretRef": { "name": "backup-repo", "key": "password" },
         "s3": s3("repository"),
@@ -702,20 +671,7 @@ async fn a_backup_to_an_s3_repository_restores_to_an_s3_bucket_as_a_tar_gz_named
     let key = format!("backup-{NS}-subject-pvc-{time}.tar.gz");
     let bucket = weed.client("restore");
     assert_eq!(bucket.list().await.unwrap(), vec![key.clone()]);
-    let work = tempfile::tempdir().unwrap();
-    std::fs::write(
-        work.path().join("archive.tar.gz"),
-        bucket.get(&key).await.unwrap(),
-    )
-    .unwrap();
-    std::fs::create_dir(work.path().join("out")).unwrap();
-    let untar = Command::new("tar")
-        .current_dir(work.path())
-        .args(["-xzf", "archive.tar.gz", "--strip-components=2", "-C", "out"])
-        .status()
-        .unwrap();
-    assert!(untar.success());
-    let restored = files(&work.path().join("out"));
+    let restored = untar_pvc_archive(&bucket.get(&key).await.unwrap());
     assert_eq!(names(&restored), ["dir/expected.txt"]);
     assert_eq!(restored[0].1, b"restored through S3\n");
 
@@ -874,23 +830,8 @@ async fn k8up_10_11_backup_restore_and_archive_over_mutual_tls_with_a_self_signe
         }),
     )
     .await;
-    create::<Secret>(
-        &client,
-        NS,
-        json!({
-            "metadata": { "name": "s3-credentials" },
-            "stringData": { "username": weed.access_key, "password": weed.secret_key },
-        }),
-    )
-    .await;
-    let s3 = |bucket: &str| {
-        json!({
-            "endpoint": weed.endpoint,
-            "bucket": bucket,
-            "accessKeyIDSecretRef": { "name": "s3-credentials", "key": "username" },
-            "secretAccessKeySecretRef": { "name": "s3-credentials", "key": "password" },
-        })
-    };
+    create_s3_credentials(&client, NS, &weed).await;
+    let s3 = |bucket: &str| s3_spec(&weed, bucket);
     let tls = json!({
         "caCert": "/mnt/tls/ca.crt",
         "clientCert": "/mnt/tls/tls.crt",
@@ -985,21 +926,8 @@ async fn k8up_10_11_backup_restore_and_archive_over_mutual_tls_with_a_self_signe
     let keys = restored.list().await.unwrap();
     assert_eq!(keys.len(), 1, "{keys:?}");
     assert!(keys[0].starts_with("backup-default-subject-pvc-"), "{keys:?}");
-    let work = tempfile::tempdir().unwrap();
-    std::fs::write(
-        work.path().join("a.tar.gz"),
-        restored.get(&keys[0]).await.unwrap(),
-    )
-    .unwrap();
-    std::fs::create_dir(work.path().join("out")).unwrap();
-    let untar = Command::new("tar")
-        .current_dir(work.path())
-        .args(["-xzf", "a.tar.gz", "--strip-components=2", "-C", "out"])
-        .status()
-        .unwrap();
-    assert!(untar.success());
     assert_eq!(
-        files(&work.path().join("out")),
+        untar_pvc_archive(&restored.get(&keys[0]).await.unwrap()),
         [("expected.txt".to_string(), b"over mutual TLS\n".to_vec())]
     );
     assert_eq!(

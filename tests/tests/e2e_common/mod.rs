@@ -329,3 +329,60 @@ pub async fn wait_running(client: &Client, ns: &str, app: &str, count: usize) ->
     .await
     .unwrap()
 }
+
+/// Creates namespace `name`.
+pub async fn namespace(client: &Client, name: &str) {
+    let ns: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(json!({ "metadata": { "name": name } })).unwrap();
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+}
+
+/// The Secret `s3-credentials` (keys `username`, `password`) with the S3 server's keys, in `ns`.
+pub async fn create_s3_credentials(client: &Client, ns: &str, weed: &Seaweed) {
+    create::<Secret>(
+        client,
+        ns,
+        json!({
+            "metadata": { "name": "s3-credentials" },
+            "stringData": { "username": weed.access_key, "password": weed.secret_key },
+        }),
+    )
+    .await;
+}
+
+/// An `s3` backend or restore target on `bucket` of the server, with the `s3-credentials` Secret.
+pub fn s3_spec(weed: &Seaweed, bucket: &str) -> serde_json::Value {
+    json!({
+        "endpoint": weed.endpoint,
+        "bucket": bucket,
+        "accessKeyIDSecretRef": { "name": "s3-credentials", "key": "username" },
+        "secretAccessKeySecretRef": { "name": "s3-credentials", "key": "password" },
+    })
+}
+
+/// The files of a restore/archive `.tar.gz` (entries `data/<pvc>/...`), extracted with `tar
+/// --strip-components=2` as K8up's checker pod does.
+pub fn untar_pvc_archive(archive: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("archive.tar.gz"), archive).unwrap();
+    std::fs::create_dir(work.path().join("out")).unwrap();
+    let untar = Command::new("tar")
+        .current_dir(work.path())
+        .args(["-xzf", "archive.tar.gz", "--strip-components=2", "-C", "out"])
+        .status()
+        .unwrap();
+    assert!(untar.success(), "tar failed");
+    files(&work.path().join("out"))
+}
+
+/// The Snapshot resources of `ns`.
+pub async fn snapshot_resources(client: &Client, ns: &str) -> Vec<k8up::crd::Snapshot> {
+    Api::<k8up::crd::Snapshot>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+}
