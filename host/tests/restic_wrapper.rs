@@ -5,7 +5,7 @@
 mod restic_support;
 
 use pretty_assertions::assert_eq;
-use restic_support::{Repo, Webhook, write};
+use restic_support::{PASSWORD, Repo, Webhook, write};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_folder_backup_makes_one_snapshot_per_sub_directory_with_the_namespace_as_host() {
@@ -250,6 +250,52 @@ async fn check_passes_on_a_healthy_repository_also_when_reading_a_data_subset() 
 
     assert!(plain.success && subset.success);
     assert_eq!(subset.actions, vec!["check"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_reports_its_outcome_to_the_webhook_and_the_pushgateway() {
+    let repo = Repo::new();
+    write(&repo.data().join("pvc/f"), &vec![3u8; 64 * 1024]);
+    repo.run(&[]).await.unwrap();
+    let hook = Webhook::start().await;
+    let flags = ["--check", "--webhookURL", &hook.url, "--promURL", &hook.base];
+    repo.run(&flags).await.unwrap();
+
+    // A pack goes missing: the next check fails and says so on both channels.
+    let pack = walk(&repo.repo().join("data")).into_iter().next().unwrap();
+    std::fs::remove_file(&pack).unwrap();
+    assert!(repo.run(&flags).await.is_err());
+
+    let results: Vec<serde_json::Value> = hook
+        .received()
+        .into_iter()
+        .filter_map(|b| b.get("check_result").cloned())
+        .collect();
+    assert_eq!(results.len(), 2, "{:?}", hook.received());
+    assert_eq!(results[0]["success"], true);
+    assert_eq!(results[0]["errors"], serde_json::json!([]));
+    assert_eq!(results[1]["success"], false);
+    let error = results[1]["errors"][0].as_str().unwrap();
+    assert!(error.contains("repository check failed"), "{error}");
+    assert!(!error.contains(PASSWORD), "{error}");
+
+    let pushes = hook.pushed();
+    let checks: Vec<&String> = pushes
+        .iter()
+        .filter(|(path, _)| path == "/metrics/job/restic_check/instance/ns")
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(checks.len(), 2, "{pushes:?}");
+    assert!(
+        checks[0].contains("k8up_check_restic_last_success{namespace=\"ns\"} 1"),
+        "{}",
+        checks[0]
+    );
+    assert!(
+        checks[1].contains("k8up_check_restic_last_success{namespace=\"ns\"} 0"),
+        "{}",
+        checks[1]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,6 @@
-//! Side channels: K8up's webhook payloads (REFERENCE.md 4.9) and Pushgateway gauges (4.10). Failures are
-//! logged, never fatal.
+//! Side channels: K8up's webhook payloads (REFERENCE.md 4.9) and Pushgateway gauges (4.10), plus a check
+//! result (payload `check_result`, gauges of job `restic_check`; K8up reported nothing for checks). Failures
+//! are logged, never fatal.
 
 use std::fmt::Write as _;
 use std::sync::Mutex;
@@ -112,6 +113,41 @@ pub struct RestorePayload<'a> {
     pub snapshot_id: &'a str,
     /// Files restored (K8up sends a placeholder for folder restores).
     pub restored_files: Vec<String>,
+}
+
+/// The check webhook body (k8up-rs; K8up had none).
+#[derive(Debug, Serialize)]
+pub struct CheckPayload<'a> {
+    /// Namespace.
+    pub name: &'a str,
+    /// Basename of the repository.
+    pub bucket_name: String,
+    /// The outcome.
+    pub check_result: CheckResult<'a>,
+}
+
+/// Body of `check_result`.
+#[derive(Debug, Serialize)]
+pub struct CheckResult<'a> {
+    /// Whether the repository passed.
+    pub success: bool,
+    /// `--read-data-subset`, when set.
+    pub read_data_subset: Option<&'a str>,
+    /// Unix time the check started.
+    pub check_start_timestamp: i64,
+    /// Unix time it ended.
+    pub check_end_timestamp: i64,
+    /// What failed (empty on success).
+    pub errors: Vec<String>,
+}
+
+/// The outcome of one check, for [`Notifier::check_result`].
+#[derive(Debug, Clone)]
+pub struct CheckOutcome {
+    /// When the check started.
+    pub started: DateTime<Utc>,
+    /// `None` when the repository passed, else why not.
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -241,15 +277,49 @@ impl Notifier {
         }
     }
 
+    /// A check's outcome to the webhook and the Pushgateway (job `restic_check`).
+    pub async fn check_result(&self, cfg: &Config, outcome: &CheckOutcome) {
+        let ended = Utc::now();
+        if let Some(url) = &cfg.webhook_url {
+            let body = CheckPayload {
+                name: &cfg.host,
+                bucket_name: cfg.bucket_name(),
+                check_result: CheckResult {
+                    success: outcome.error.is_none(),
+                    read_data_subset: cfg.read_data_subset.as_deref(),
+                    check_start_timestamp: outcome.started.timestamp(),
+                    check_end_timestamp: ended.timestamp(),
+                    errors: outcome.error.iter().map(|e| cfg.redactor.redact(e)).collect(),
+                },
+            };
+            if let Err(e) = self.post_json(url, &body, "check webhook").await {
+                tracing::warn!(error = %cfg.redactor.redact(&e), "failed to send the check result to the webhook");
+            }
+        }
+        if let Some(base) = &cfg.prom_url {
+            let body = check_exposition(&cfg.host, outcome.error.is_none(), ended.timestamp());
+            self.send_push(
+                cfg,
+                &pushgateway_url_for("restic_check", base, &cfg.host, &cfg.cluster_name),
+                body,
+            )
+            .await;
+        }
+    }
+
     async fn push(&self, cfg: &Config) {
         let Some(base) = &cfg.prom_url else { return };
         let series = self.series.lock().map(|s| s.clone()).unwrap_or_default();
         let available = self.available.lock().ok().and_then(|a| *a);
         let body = exposition(&cfg.host, &series_view(&series), available);
-        let url = pushgateway_url(base, &cfg.host, &cfg.cluster_name);
+        self.send_push(cfg, &pushgateway_url(base, &cfg.host, &cfg.cluster_name), body)
+            .await;
+    }
+
+    async fn send_push(&self, cfg: &Config, url: &str, body: String) {
         let sent = self
             .http
-            .post(&url)
+            .post(url)
             .header("Content-Type", "text/plain; version=0.0.4")
             .body(body)
             .send()
@@ -271,13 +341,18 @@ fn series_view(series: &[Gauges]) -> Vec<(String, u64, BackupSummary)> {
 
 /// `<base>/metrics/job/restic_backup/instance/<ns>[/cluster/<cluster>]` (grouping key as in K8up).
 pub fn pushgateway_url(base: &str, namespace: &str, cluster: &str) -> String {
+    pushgateway_url_for("restic_backup", base, namespace, cluster)
+}
+
+/// `<base>/metrics/job/<job>/instance/<ns>[/cluster/<cluster>]`.
+pub fn pushgateway_url_for(job: &str, base: &str, namespace: &str, cluster: &str) -> String {
     let enc = |s: &str| {
         url::form_urlencoded::byte_serialize(s.as_bytes())
             .collect::<String>()
             .replace('+', "%20")
     };
     let mut u = format!(
-        "{}/metrics/job/restic_backup/instance/{}",
+        "{}/metrics/job/{job}/instance/{}",
         base.trim_end_matches('/'),
         enc(namespace)
     );
@@ -363,9 +438,41 @@ pub fn exposition(
     out
 }
 
+/// The gauges of a check: `k8up_check_restic_last_success` (1 or 0) and `k8up_check_restic_last_timestamp_seconds`.
+pub fn check_exposition(namespace: &str, success: bool, ended: i64) -> String {
+    let ns = esc(namespace);
+    format!(
+        "# HELP k8up_check_restic_last_success Whether the last check of the repository passed\n\
+         # TYPE k8up_check_restic_last_success gauge\n\
+         k8up_check_restic_last_success{{namespace=\"{ns}\"}} {}\n\
+         # HELP k8up_check_restic_last_timestamp_seconds When the last check ended\n\
+         # TYPE k8up_check_restic_last_timestamp_seconds gauge\n\
+         k8up_check_restic_last_timestamp_seconds{{namespace=\"{ns}\"}} {ended}\n",
+        u8::from(success)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_check_result_is_two_gauges_in_the_check_job_group() {
+        let text = check_exposition("my \"ns\"", false, 1_700_000_000);
+        assert!(
+            text.contains("k8up_check_restic_last_success{namespace=\"my \\\"ns\\\"\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "k8up_check_restic_last_timestamp_seconds{namespace=\"my \\\"ns\\\"\"} 1700000000\n"
+            )
+        );
+        assert_eq!(
+            pushgateway_url_for("restic_check", "http://pg:9091/", "ns", "prod"),
+            "http://pg:9091/metrics/job/restic_check/instance/ns/cluster/prod"
+        );
+    }
 
     #[test]
     fn the_pushgateway_url_carries_instance_and_cluster_grouping_labels() {

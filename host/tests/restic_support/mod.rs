@@ -158,28 +158,45 @@ pub fn write(path: &Path, content: &[u8]) {
     std::fs::write(path, content).unwrap();
 }
 
-/// A local HTTP server recording every POST body (the webhook receiver).
+/// A local HTTP server recording every POST body: JSON at `/hook` (the webhook receiver), anything else
+/// with its path (a stand-in Pushgateway at the same address).
 pub struct Webhook {
     pub url: String,
+    /// The server's base URL (`--promURL`).
+    pub base: String,
     pub bodies: Arc<Mutex<Vec<serde_json::Value>>>,
+    /// (path, text) of every other POST.
+    pub pushes: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl Webhook {
     pub async fn start() -> Self {
         let bodies: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+        let pushes: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
         let b = bodies.clone();
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |body: axum::body::Bytes| {
-                let b = b.clone();
+        let p = pushes.clone();
+        let app = axum::Router::new()
+            .route(
+                "/hook",
+                axum::routing::post(move |body: axum::body::Bytes| {
+                    let b = b.clone();
+                    async move {
+                        let v: serde_json::Value =
+                            serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+                        b.lock().unwrap().push(v);
+                        "ok"
+                    }
+                }),
+            )
+            .fallback(move |uri: axum::http::Uri, body: axum::body::Bytes| {
+                let p = p.clone();
                 async move {
-                    let v: serde_json::Value =
-                        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-                    b.lock().unwrap().push(v);
+                    p.lock()
+                        .unwrap()
+                        .push((uri.path().to_owned(), String::from_utf8_lossy(&body).into_owned()));
                     "ok"
                 }
-            }),
-        );
+            });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -187,12 +204,18 @@ impl Webhook {
         });
         Self {
             url: format!("http://{addr}/hook"),
+            base: format!("http://{addr}"),
             bodies,
+            pushes,
         }
     }
 
     pub fn received(&self) -> Vec<serde_json::Value> {
         self.bodies.lock().unwrap().clone()
+    }
+
+    pub fn pushed(&self) -> Vec<(String, String)> {
+        self.pushes.lock().unwrap().clone()
     }
 }
 
