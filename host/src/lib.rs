@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod crd;
+pub mod errors;
 pub mod jobs;
 pub mod operator;
 pub mod plugin;

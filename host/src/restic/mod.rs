@@ -258,29 +258,7 @@ fn finish(
     result.map(|()| report)
 }
 
-/// A Kubernetes API error as a person reads it: the API server's message and code, not the debug dump
-/// of its `Status` (kube's `Display` of an API error includes that dump).
-pub fn kube_message(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(status) => format!("{} ({} {})", status.message, status.code, status.reason),
-        other => error_chain(other),
-    }
-}
-
-/// The error and its sources, joined by ": " (skipping sources already contained in the message).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_msg = s.to_string();
-        if !msg.contains(&s_msg) {
-            msg.push_str(": ");
-            msg.push_str(&s_msg);
-        }
-        source = s.source();
-    }
-    msg
-}
+pub use crate::errors::{error_chain, kube_message};
 
 async fn connect_kube(cfg: &Config) -> Option<kube::Client> {
     if !cfg.modes.contains(&Mode::Backup) && !cfg.modes.iter().any(|m| matches!(m, Mode::Prune | Mode::Check))
@@ -324,30 +302,5 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-#[cfg(test)]
-mod kube_message_tests {
-    use super::*;
-
-    #[test]
-    fn an_api_error_reads_as_the_servers_message_and_code_without_the_status_dump() {
-        let mut status = kube::core::Status::failure(
-            "pods is forbidden: User \"system:serviceaccount:ns:pod-executor\" cannot list resource \"pods\"",
-            "Forbidden",
-        );
-        status.code = 403;
-        let message = kube_message(&kube::Error::Api(status.boxed()));
-        assert_eq!(
-            message,
-            "pods is forbidden: User \"system:serviceaccount:ns:pod-executor\" cannot list resource \"pods\" \
-             (403 Forbidden)"
-        );
-        let e = Error::ListPods {
-            namespace: "ns".to_string(),
-            message,
-        };
-        assert!(!error_chain(&e).contains("Status {"), "{e}");
     }
 }

@@ -156,17 +156,7 @@ impl Error {
     }
 }
 
-/// The error and its causes, joined with ": " (for Events, conditions and logs).
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
+pub use crate::errors::error_chain;
 
 /// Shared state of every controller.
 pub struct Context {
