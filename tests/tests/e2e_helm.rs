@@ -1,0 +1,254 @@
+//! The chart installed the way a user installs it, and the README's first backup and restore run against it.
+//!
+//! `helm/template` renders the chart with Helm's own engine (no helm binary here) and `kubectl apply
+//! --server-side` installs the output into the sandbox, CRDs included. Nothing runs in-process: the operator
+//! is the chart's Deployment, a pod of the sandbox that authenticates with its ServiceAccount token (so the
+//! chart's RBAC is what it gets), and its Jobs run the real `k8up restic` and `restic` against SeaweedFS. The
+//! manifests are the YAML blocks of the README's "A first backup and restore", with the example S3 endpoint
+//! and keys replaced by the test server's.
+//!
+//! Against a real cluster, the same steps are `helm install` and the README's `kubectl apply`s.
+
+// Helpers outside `#[test]` functions fail the calling test by panicking, like assertions do.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod e2e_common;
+mod operator_common;
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use e2e_common::*;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use k8up::crd::{Backup, Restore};
+use k8up_tests::cluster::{Sandbox, SandboxConfig, wait_for};
+use kube::Api;
+use kube::api::ListParams;
+use operator_common::{conditions, has};
+
+const RELEASE_NS: &str = "k8up-system";
+const APP_NS: &str = "my-app";
+const README_SECTION: &str = "## A first backup and restore";
+
+fn repo_root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// Runs `program args`, feeding `stdin`; returns stdout, panics with stderr on failure.
+fn run(program: &str, args: &[&str], stdin: Option<&str>) -> String {
+    let mut child = Command::new(program)
+        .args(args)
+        .current_dir(repo_root())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {program}: {e}"));
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> String {
+    let mut all = vec!["--kubeconfig", kubeconfig.to_str().unwrap()];
+    all.extend_from_slice(args);
+    run("kubectl", &all, stdin)
+}
+
+/// The ```yaml blocks of one `## ` section of the README, in order.
+fn readme_yaml_blocks(section: &str) -> Vec<String> {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let start = readme
+        .find(&format!("\n{section}\n"))
+        .unwrap_or_else(|| panic!("README.md has no section {section:?}"));
+    let body = &readme[start + section.len() + 2..];
+    let body = &body[..body.find("\n## ").unwrap_or(body.len())];
+    let mut blocks = Vec::new();
+    let mut rest = body;
+    while let Some(open) = rest.find("```yaml\n") {
+        let after = &rest[open + "```yaml\n".len()..];
+        let close = after.find("\n```").expect("an unclosed yaml block in the README");
+        blocks.push(after[..close].to_string());
+        rest = &after[close..];
+    }
+    blocks
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rendered_chart_runs_the_operator_as_a_pod_and_the_readmes_backup_and_restore_complete() {
+    let sb = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let client = sb.client();
+    let kubeconfig = sb.kubeconfig_path().to_path_buf();
+    let weed = Seaweed::start().await;
+
+    // `helm install k8up ./helm/k8up --namespace k8up-system --create-namespace`, without helm.
+    kubectl(&kubeconfig, &["create", "namespace", RELEASE_NS], None);
+    let rendered = run(
+        "python3",
+        &["helm/template", "--namespace", RELEASE_NS, "--include-crds"],
+        None,
+    );
+    kubectl(
+        &kubeconfig,
+        &["apply", "--server-side", "-f", "-"],
+        Some(&rendered),
+    );
+
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), RELEASE_NS);
+    let operator = deployments.get("k8up").await.unwrap();
+    let selector = operator.spec.unwrap().selector.match_labels.unwrap();
+    let selector = selector
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), RELEASE_NS);
+    let operator_pod = wait_for("the operator pod to run", E2E_LIMIT, || async {
+        let l = pods.list(&ListParams::default().labels(&selector)).await?;
+        Ok::<_, kube::Error>(
+            l.items
+                .into_iter()
+                .find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")),
+        )
+    })
+    .await
+    .unwrap();
+    let pod_spec = operator_pod.spec.clone().unwrap();
+    assert_eq!(pod_spec.service_account_name.as_deref(), Some("k8up"));
+    let operator_logs = || async {
+        pods.logs(&operator_pod.metadata.name.clone().unwrap(), &Default::default())
+            .await
+            .unwrap_or_default()
+    };
+
+    // The user's application PVC, with data.
+    namespace(&client, APP_NS).await;
+    pvc_with(
+        &client,
+        APP_NS,
+        "app-data",
+        "ReadWriteOnce",
+        serde_json::json!({}),
+    )
+    .await;
+    let source = pvc_dir_in(&client, APP_NS, "app-data").await;
+    std::fs::create_dir_all(source.join("uploads")).unwrap();
+    std::fs::write(source.join("index.html"), b"<h1>my app</h1>\n").unwrap();
+    std::fs::write(
+        source.join("uploads/photo.bin"),
+        (0..=255u8).cycle().take(300_000).collect::<Vec<_>>(),
+    )
+    .unwrap();
+
+    let blocks: Vec<String> = readme_yaml_blocks(README_SECTION)
+        .into_iter()
+        .map(|b| {
+            b.replace("http://minio.minio.svc:9000", &weed.endpoint)
+                .replace("AKIAEXAMPLEACCESSKEY", &weed.access_key)
+                .replace("example-secret-access-key", &weed.secret_key)
+        })
+        .collect();
+    assert_eq!(
+        blocks.len(),
+        3,
+        "the README's section has the Secrets, the Backup and the Restore blocks"
+    );
+    assert!(blocks[1].contains("kind: Backup") && blocks[2].contains("kind: Restore"));
+
+    kubectl(&kubeconfig, &["apply", "-f", "-"], Some(&blocks[0]));
+    kubectl(&kubeconfig, &["apply", "-f", "-"], Some(&blocks[1]));
+    // The first sign of the operator pod at work: it picks the Backup up (else its log tells why not).
+    let backups: Api<Backup> = Api::namespaced(client.clone(), APP_NS);
+    let picked_up = wait_for("the operator to pick the Backup up", E2E_LIMIT, || async {
+        let b = backups.get("first-backup").await?;
+        Ok::<_, kube::Error>(b.status.is_some_and(|s| !s.conditions.is_empty()).then_some(()))
+    })
+    .await;
+    if let Err(e) = picked_up {
+        panic!("{e}; operator log:\n{}", operator_logs().await);
+    }
+    let backup = wait_finished_in::<Backup>(&client, APP_NS, "first-backup", "backup_first-backup").await;
+    assert!(
+        has(&backup, "Completed", "True", "Succeeded"),
+        "the Backup did not succeed: {:?}\noperator log:\n{}",
+        conditions(&backup),
+        operator_logs().await
+    );
+
+    // The operator (the pod, with the chart's RBAC) made the Jobs' ServiceAccount binding and synced Snapshots.
+    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), APP_NS);
+    let binding = bindings.list(&ListParams::default()).await.unwrap();
+    assert!(
+        binding.items.iter().any(|b| b.role_ref.name == "k8up-executor"),
+        "no RoleBinding to the chart's k8up-executor ClusterRole in {APP_NS}"
+    );
+    let jobs: Api<Job> = Api::namespaced(client.clone(), APP_NS);
+    let job_images: Vec<String> = jobs
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .flat_map(|j| j.spec.clone().unwrap().template.spec.unwrap().containers)
+        .filter_map(|c| c.image)
+        .collect();
+    let operator_image = pod_spec.containers[0].image.clone().unwrap();
+    assert!(
+        !job_images.is_empty() && job_images.iter().all(|i| *i == operator_image),
+        "the Jobs run the chart's backup image ({operator_image}): {job_images:?}"
+    );
+    let snapshots = wait_for("the Snapshot resource of app-data", E2E_LIMIT, || async {
+        let s = snapshot_resources(&client, APP_NS).await;
+        Ok::<_, kube::Error>((!s.is_empty()).then_some(s))
+    })
+    .await
+    .unwrap();
+    let paths: Vec<String> = snapshots
+        .iter()
+        .flat_map(|s| s.spec.paths.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(paths, ["/data/app-data"]);
+
+    kubectl(&kubeconfig, &["apply", "-f", "-"], Some(&blocks[2]));
+    let restore =
+        wait_finished_in::<Restore>(&client, APP_NS, "first-restore", "restore_first-restore").await;
+    assert!(
+        has(&restore, "Completed", "True", "Succeeded"),
+        "the Restore did not succeed: {:?}\noperator log:\n{}",
+        conditions(&restore),
+        operator_logs().await
+    );
+    let restored = pvc_dir_in(&client, APP_NS, "app-data-restored").await;
+    assert_eq!(
+        files(&restored),
+        files(&source),
+        "the restored PVC differs from app-data"
+    );
+
+    let shown = kubectl(
+        &kubeconfig,
+        &["-n", APP_NS, "get", "backups,restores,snapshots"],
+        None,
+    );
+    assert!(
+        shown.contains("first-backup") && shown.contains("first-restore"),
+        "{shown}"
+    );
+    sb.shutdown().await;
+}
