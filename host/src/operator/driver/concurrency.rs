@@ -213,6 +213,19 @@ impl Gate {
         }
     }
 
+    /// Waits up to `limit` for the Job cache's first full list (at once without a cache). Called before
+    /// [`Gate::permit`]: before that list the cache knows nothing, and a decision must neither be made blind
+    /// nor hold the permit while the watch is (re)connecting, which would stall every other decision.
+    pub async fn cache_synced(&self, limit: Duration) -> bool {
+        match &self.store {
+            Some(store) => matches!(
+                tokio::time::timeout(limit, store.wait_until_ready()).await,
+                Ok(Ok(()))
+            ),
+            None => true,
+        }
+    }
+
     /// Waits for the start lock.
     pub async fn permit(&self) -> Permit<'_> {
         self.lock.lock().await
@@ -221,11 +234,8 @@ impl Gate {
     /// The running k8up Jobs: the cache (or a list), plus Jobs created since that it does not show yet.
     pub async fn running(&self, client: &kube::Client) -> Result<Vec<RunningJob>, kube::Error> {
         let jobs: Vec<Job> = match &self.store {
-            Some(store) => {
-                // Before the first full list the cache knows nothing: wait for it rather than decide blind.
-                let _ = store.wait_until_ready().await;
-                store.state().iter().map(|j| (**j).clone()).collect()
-            }
+            // Synced: the caller waited for [`Gate::cache_synced`] before taking the permit.
+            Some(store) => store.state().iter().map(|j| (**j).clone()).collect(),
             None => {
                 kube::Api::<Job>::all(client.clone())
                     .list(&kube::api::ListParams::default().labels("k8upjob=true"))

@@ -55,8 +55,13 @@ const CONCURRENCY_RECHECK: Duration = Duration::from_secs(30);
 /// How often a Backup waiting for its pre-backup pods looks again.
 const PRE_BACKUP_POLL: Duration = Duration::from_secs(2);
 
+/// How long a start decision waits for the watch cache of k8up Jobs to be synced before it retries later.
+const CACHE_SYNC_WAIT: Duration = Duration::from_secs(5);
 /// Longest retry delay after repeated failures.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Longest retry delay after repeated transient API failures (throttling, server errors, conflicts, lost
+/// connections): those clear by themselves, so the object is retried soon rather than minutes later.
+const MAX_TRANSIENT_BACKOFF: Duration = Duration::from_secs(8);
 
 /// Why a reconcile failed. The variant name is the Event reason.
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +134,9 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// The watch cache of k8up Jobs has not completed its first list (the API is slow or failing).
+    #[error("the watch cache of k8up jobs is not synced yet; retrying")]
+    CacheNotSynced,
     /// The status could not be written.
     #[error("failed to write the status")]
     WriteStatus {
@@ -139,6 +147,26 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the cause is an API failure that clears by itself: 409 Conflict (a stale write, retried on
+    /// fresh reads), 429, 500, 502, 503, 504, or no answer at all (connection, timeout). Refusals such as
+    /// 403 or 422, plan errors and name conflicts with foreign Jobs are not.
+    pub fn is_transient(&self) -> bool {
+        if matches!(self, Self::CacheNotSynced) {
+            return true;
+        }
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            if let Some(e) = s.downcast_ref::<kube::Error>() {
+                return match e {
+                    kube::Error::Api(status) => matches!(status.code, 409 | 429 | 500 | 502 | 503 | 504),
+                    _ => true,
+                };
+            }
+            source = s.source();
+        }
+        false
+    }
+
     /// The variant name, used as Event reason and log field.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -152,6 +180,7 @@ impl Error {
             Self::SyncSnapshots { .. } => "SyncSnapshots",
             Self::Cleanup { .. } => "Cleanup",
             Self::WriteStatus { .. } => "WriteStatus",
+            Self::CacheNotSynced => "CacheNotSynced",
         }
     }
 }
@@ -258,8 +287,17 @@ pub fn error_policy<K: ActionKind>(object: Arc<K>, error: &Error, ctx: Arc<Conte
     tokio::spawn(async move {
         publish(&recorder, &reference, EventType::Warning, reason, chain).await;
     });
-    let delay = Duration::from_secs(1u64 << attempts.min(9)).min(MAX_BACKOFF);
-    Action::requeue(delay)
+    Action::requeue(retry_delay(error.is_transient(), attempts))
+}
+
+/// The delay before retry number `attempts` (1-based): 0.5 s doubling up to 8 s for transient API
+/// failures, 2 s doubling up to 5 min for the rest.
+fn retry_delay(transient: bool, attempts: u32) -> Duration {
+    if transient {
+        Duration::from_millis(250u64 << attempts.min(6)).min(MAX_TRANSIENT_BACKOFF)
+    } else {
+        Duration::from_secs(1u64 << attempts.min(9)).min(MAX_BACKOFF)
+    }
 }
 
 async fn publish(
@@ -457,6 +495,9 @@ async fn reconcile_inner<K: ActionKind>(object: &Arc<K>, ctx: &Context) -> Resul
         } else {
             // apply (API writes): create the Jobs, idempotently, once the repository is ours to use. The
             // permit serialises this decision with every other one, so two actions cannot both pass.
+            if !ctx.gate.cache_synced(CACHE_SYNC_WAIT).await {
+                return Err(Error::CacheNotSynced);
+            }
             let permit = ctx.gate.permit().await;
             if let Some(wait) = concurrency_wait(&action, ctx).await? {
                 drop(permit);
@@ -733,4 +774,48 @@ async fn scrub<K: ActionKind>(object: &K, ctx: &Context, current: Status) -> Res
     );
     write_status(&ctx.client, object, &next).await?;
     Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: u16, reason: &str) -> kube::Error {
+        let mut status = kube::core::Status::failure("refused", reason);
+        status.code = code;
+        kube::Error::Api(status.boxed())
+    }
+
+    #[test]
+    fn throttling_server_errors_and_conflicts_are_transient_refusals_are_not() {
+        for (code, reason, transient) in [
+            (409, "Conflict", true),
+            (429, "TooManyRequests", true),
+            (500, "InternalError", true),
+            (503, "ServiceUnavailable", true),
+            (403, "Forbidden", false),
+            (422, "Invalid", false),
+            (404, "NotFound", false),
+        ] {
+            let e = Error::ApplyJob {
+                name: "backup-x".to_string(),
+                source: api(code, reason),
+            };
+            assert_eq!(e.is_transient(), transient, "{code} {reason}");
+        }
+        let lost = Error::WriteStatus {
+            source: kube::Error::LinesCodecMaxLineLengthExceeded,
+        };
+        assert!(lost.is_transient());
+        assert!(!Error::JobConflict { name: "x".into() }.is_transient());
+        assert!(!Error::Plan(PlanError::InvalidSpec("bad".into())).is_transient());
+    }
+
+    #[test]
+    fn transient_failures_are_retried_within_seconds_others_back_off_to_minutes() {
+        let transient: Vec<u64> = (1..=8).map(|n| retry_delay(true, n).as_millis() as u64).collect();
+        assert_eq!(transient, [500, 1000, 2000, 4000, 8000, 8000, 8000, 8000]);
+        assert_eq!(retry_delay(false, 1), Duration::from_secs(2));
+        assert_eq!(retry_delay(false, 20), MAX_BACKOFF);
+    }
 }
