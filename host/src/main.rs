@@ -50,6 +50,11 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             k8up::cli::plugin(command, &mut std::io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Cli(command) => {
+            // Unlocked handles: log lines go to stderr too while the command runs.
+            k8up::cli::user(command, &mut std::io::stdout(), &mut std::io::stderr())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Version => {
             print!("{}", k8up::cli::VersionInfo::current());
             Ok(ExitCode::SUCCESS)

@@ -61,7 +61,9 @@ pub struct SandboxConfig {
     pub job_backoff: Duration,
 }
 
-fn default_k8up_binary() -> Option<PathBuf> {
+/// The `k8up` binary the sandbox runs in `k8up` images (and tests may run themselves): `$K8UP_BINARY`, else
+/// the workspace's `target/debug/k8up` when it exists.
+pub fn default_k8up_binary() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("K8UP_BINARY") {
         return Some(PathBuf::from(p));
     }

@@ -47,7 +47,10 @@ fn subcommand(out: &mut String, parent: &str, sub: &Command) {
     if let Some(about) = sub.get_long_about().or(sub.get_about()) {
         let _ = writeln!(out, "{about}\n");
     }
-    let args: Vec<&Arg> = sub.get_arguments().filter(|a| documented(a)).collect();
+    let mut args: Vec<&Arg> = sub.get_arguments().filter(|a| documented(a)).collect();
+    // `--help` order: `Command::mut_arg` (e.g. making a shared flag required) moves an argument to the end of
+    // the list but keeps its display order. Positionals have none and stay first.
+    args.sort_by_key(|a| (!a.is_positional(), a.get_display_order()));
     let nested: Vec<&Command> = sub.get_subcommands().filter(|c| c.get_name() != "help").collect();
     if args.is_empty() {
         if nested.is_empty() {
