@@ -116,7 +116,8 @@ impl Drop for Controllers {
 
 async fn run_one<K: ActionKind>(context: Arc<Context>, token: CancellationToken) {
     let client = context.client.clone();
-    Controller::new(Api::<K>::all(client.clone()), watcher::Config::default())
+    let (store, objects) = super::decoded::watch::<K>(client.clone(), context.recorder.clone());
+    Controller::for_stream(objects, store)
         // A Job's status changes (active -> Complete/Failed) are what move an action forward; owning them
         // replaces K8up's polling. Only k8up's Jobs are watched.
         .owns(

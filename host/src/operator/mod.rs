@@ -2,6 +2,7 @@
 //! the generic [`driver`]) and the HTTP endpoints (`/metrics`, `/healthz`, `/readyz`).
 
 pub mod controller;
+pub mod decoded;
 pub mod driver;
 pub mod http;
 pub mod kinds;

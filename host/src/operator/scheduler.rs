@@ -62,7 +62,8 @@ fn api_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
 /// Runs the Schedule controller until `token` is cancelled.
 pub async fn run(context: Arc<Context>, token: CancellationToken) {
     let client = context.client.clone();
-    let controller = Controller::new(Api::<Schedule>::all(client.clone()), watcher::Config::default());
+    let (store, schedules) = super::decoded::watch::<Schedule>(client.clone(), context.recorder.clone());
+    let controller = Controller::for_stream(schedules, store);
     let metrics = context.metrics.clone();
     metrics.watch_schedules(Some(controller.store()));
     controller

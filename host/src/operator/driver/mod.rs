@@ -256,7 +256,10 @@ pub async fn reconcile<K: ActionKind>(object: Arc<K>, ctx: Arc<Context>) -> Resu
         namespace = object.namespace().unwrap_or_default(),
         name = object.name_any()
     );
-    let result = tracing::Instrument::instrument(reconcile_inner(&object, &ctx), span).await;
+    let started = std::time::Instant::now();
+    tracing::trace!(parent: &span, "reconcile started");
+    let result = tracing::Instrument::instrument(reconcile_inner(&object, &ctx), span.clone()).await;
+    tracing::trace!(parent: &span, elapsed_ms = started.elapsed().as_millis() as u64, ok = result.is_ok(), "reconcile ended");
     if result.is_ok() {
         ctx.failures().remove(&object_key(&*object));
     }
@@ -287,7 +290,9 @@ pub fn error_policy<K: ActionKind>(object: Arc<K>, error: &Error, ctx: Arc<Conte
     tokio::spawn(async move {
         publish(&recorder, &reference, EventType::Warning, reason, chain).await;
     });
-    Action::requeue(retry_delay(error.is_transient(), attempts))
+    let delay = retry_delay(error.is_transient(), attempts);
+    tracing::debug!(attempts, delay_ms = delay.as_millis() as u64, "retrying later");
+    Action::requeue(delay)
 }
 
 /// The delay before retry number `attempts` (1-based): 0.5 s doubling up to 8 s for transient API

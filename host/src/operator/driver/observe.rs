@@ -49,6 +49,35 @@ fn read(what: &'static str) -> impl FnOnce(kube::Error) -> Error {
     move |source| Error::Observe { what, source }
 }
 
+/// Lists `K` in `namespace`, decoding each object on its own: one stored object that does not decode is
+/// left out (and logged) instead of failing the whole list, so it cannot hold up every other object of the
+/// namespace (its own controller reports it on the object, see [`crate::operator::decoded`]).
+async fn list_decoded<K>(client: &Client, namespace: &str, what: &'static str) -> Result<Vec<K>, Error>
+where
+    K: kube::Resource<DynamicType = ()> + serde::de::DeserializeOwned,
+{
+    let resource = kube::api::ApiResource::erase::<K>(&());
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    let list = api.list(&ListParams::default()).await.map_err(read(what))?;
+    Ok(list
+        .items
+        .iter()
+        .filter_map(|o| match crate::operator::decoded::decode::<K>(o) {
+            Ok(k) => Some(k),
+            Err(reason) => {
+                tracing::warn!(
+                    kind = resource.kind,
+                    namespace,
+                    name = o.metadata.name.as_deref().unwrap_or_default(),
+                    reason,
+                    "left out an object that does not decode"
+                );
+                None
+            }
+        })
+        .collect())
+}
+
 /// Reads the cluster state of `object`.
 pub async fn observe<K: ActionKind>(client: &Client, object: &K, wants: Wants) -> Result<Observed, Error> {
     let namespace = object.meta().namespace.clone().unwrap_or_default();
@@ -98,11 +127,8 @@ pub async fn observe<K: ActionKind>(client: &Client, object: &K, wants: Wants) -
                 .await
                 .map_err(read("pods"))?
                 .items;
-            observed.pre_backup_pods = Api::<PreBackupPod>::namespaced(client.clone(), &namespace)
-                .list(&lp)
-                .await
-                .map_err(read("prebackuppods"))?
-                .items;
+            observed.pre_backup_pods =
+                list_decoded::<PreBackupPod>(client, &namespace, "prebackuppods").await?;
         } else if K::JOB_TYPE == JobType::Restore
             && let Some(claim) = restore_claim(&object.spec_json())
         {
@@ -185,9 +211,6 @@ pub async fn observe_siblings<K: ActionKind>(
     client: &Client,
     namespace: &str,
 ) -> Result<Vec<super::history::Sibling>, Error> {
-    let list = Api::<K>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default())
-        .await
-        .map_err(read("siblings"))?;
-    Ok(list.items.iter().map(super::history::sibling).collect())
+    let list = list_decoded::<K>(client, namespace, "siblings").await?;
+    Ok(list.iter().map(super::history::sibling).collect())
 }
