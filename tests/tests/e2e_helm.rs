@@ -7,6 +7,10 @@
 //! manifests are the YAML blocks of the README's "A first backup and restore", with the example S3 endpoint
 //! and keys replaced by the test server's.
 //!
+//! Then the plugin tutorial (`plugins/examples/backup-split/README.md`) runs as written: its build and
+//! kubectl steps install the example plugin into the operator's namespace, and a Backup naming it gets the
+//! tutorial's plan (one Job per PVC) and succeeds.
+//!
 //! Against a real cluster, the same steps are `helm install` and the README's `kubectl apply`s.
 
 // Helpers outside `#[test]` functions fail the calling test by panicking, like assertions do.
@@ -28,7 +32,7 @@ use k8up::crd::{Backup, Restore};
 use k8up_tests::cluster::{Sandbox, SandboxConfig, wait_for};
 use kube::Api;
 use kube::api::ListParams;
-use operator_common::{conditions, has};
+use operator_common::{conditions, has, owned_jobs};
 
 const RELEASE_NS: &str = "k8up-system";
 const APP_NS: &str = "my-app";
@@ -73,21 +77,57 @@ fn kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> String {
 
 /// The ```yaml blocks of one `## ` section of the README, in order.
 fn readme_yaml_blocks(section: &str) -> Vec<String> {
-    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
-    let start = readme
+    doc_blocks("README.md", section, "yaml")
+}
+
+/// The fenced blocks of language `lang` in the `## ` section `section` of the markdown file `doc`, in order.
+fn doc_blocks(doc: &str, section: &str, lang: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(repo_root().join(doc)).unwrap();
+    let start = text
         .find(&format!("\n{section}\n"))
-        .unwrap_or_else(|| panic!("README.md has no section {section:?}"));
-    let body = &readme[start + section.len() + 2..];
+        .unwrap_or_else(|| panic!("{doc} has no section {section:?}"));
+    let body = &text[start + section.len() + 2..];
     let body = &body[..body.find("\n## ").unwrap_or(body.len())];
+    let fence = format!("```{lang}\n");
     let mut blocks = Vec::new();
     let mut rest = body;
-    while let Some(open) = rest.find("```yaml\n") {
-        let after = &rest[open + "```yaml\n".len()..];
-        let close = after.find("\n```").expect("an unclosed yaml block in the README");
+    while let Some(open) = rest.find(&fence) {
+        let after = &rest[open + fence.len()..];
+        let close = after.find("\n```").expect("an unclosed block");
         blocks.push(after[..close].to_string());
         rest = &after[close..];
     }
     blocks
+}
+
+/// The plugin tutorial (`plugins/examples/backup-split/README.md`), steps 5 and 6, run as written: build the
+/// component, install it as a ConfigMap in the operator's namespace with kubectl; returns its sha256.
+fn install_tutorial_plugin(kubeconfig: &Path) -> String {
+    const TUTORIAL: &str = "plugins/examples/backup-split/README.md";
+    let build = doc_blocks(TUTORIAL, "## 5. Build the component", "sh").join("\n");
+    let install = doc_blocks(TUTORIAL, "## 6. Install and use it", "sh")
+        .into_iter()
+        .next()
+        .expect("step 6 has the kubectl commands")
+        // The tutorial's operator namespace is `k8up`; the chart here is installed into RELEASE_NS.
+        .replace("-n k8up ", &format!("-n {RELEASE_NS} "));
+    let script = format!("set -euo pipefail\n{build}\n{install}\nsha256sum \"$wasm\" | cut -d' ' -f1\n");
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .current_dir(repo_root())
+        .env("KUBECONFIG", kubeconfig)
+        // The outer cargo's flags would leak into the nested build and change its fingerprints.
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the tutorial's steps failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    stdout.lines().last().unwrap_or_default().trim().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -250,5 +290,49 @@ async fn the_rendered_chart_runs_the_operator_as_a_pod_and_the_readmes_backup_an
         shown.contains("first-backup") && shown.contains("first-restore"),
         "{shown}"
     );
+
+    // The plugin tutorial: its component, installed with its kubectl commands, plans a Backup that names it
+    // (pinned by digest): one Job per PVC, named after the PVC, each mounting only that PVC.
+    let digest = install_tutorial_plugin(&kubeconfig);
+    assert_eq!(digest.len(), 64, "not a sha256: {digest:?}");
+    let backend = serde_yaml::from_str::<serde_json::Value>(&blocks[1]).unwrap()["spec"]["backend"].clone();
+    create::<Backup>(
+        &client,
+        APP_NS,
+        serde_json::json!({
+            "metadata": { "name": "split" },
+            "spec": { "plugin": { "name": "backup-split", "sha256": digest }, "backend": backend },
+        }),
+    )
+    .await;
+    let split = wait_finished_in::<Backup>(&client, APP_NS, "split", "backup_split").await;
+    assert!(
+        has(&split, "Completed", "True", "Succeeded"),
+        "the Backup planned by the tutorial plugin did not succeed: {:?}\noperator log:\n{}",
+        conditions(&split),
+        operator_logs().await
+    );
+    let mut planned: Vec<(String, Vec<String>)> = owned_jobs(&client, APP_NS, "backup_split")
+        .await
+        .into_iter()
+        .map(|j| {
+            let volumes = j.spec.unwrap().template.spec.unwrap().volumes.unwrap_or_default();
+            let claims = volumes
+                .into_iter()
+                .filter_map(|v| v.persistent_volume_claim.map(|c| c.claim_name))
+                .collect();
+            (j.metadata.name.unwrap(), claims)
+        })
+        .collect();
+    planned.sort();
+    assert_eq!(planned.len(), 2, "one Job per PVC: {planned:?}");
+    for (job, claims) in &planned {
+        assert_eq!(claims.len(), 1, "{job} mounts {claims:?}");
+        assert!(
+            job.contains(&format!("pvc-{}", claims[0])),
+            "{job} is not named after {}",
+            claims[0]
+        );
+    }
     sb.shutdown().await;
 }
