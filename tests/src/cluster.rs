@@ -365,3 +365,19 @@ pub async fn wait_job_finished(
     })
     .await
 }
+
+/// Creates `object` through `api`, retrying failed attempts (injected faults) up to `timeout`; an
+/// `AlreadyExists` means an earlier attempt landed.
+pub async fn create_retrying<K>(api: &kube::Api<K>, object: &K, timeout: Duration) -> Result<(), WaitTimeout>
+where
+    K: Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    wait_for("create to succeed", timeout, || async {
+        match api.create(&kube::api::PostParams::default(), object).await {
+            Ok(_) => Ok(Some(())),
+            Err(kube::Error::Api(s)) if s.reason == "AlreadyExists" => Ok(Some(())),
+            Err(e) => Err(e),
+        }
+    })
+    .await
+}

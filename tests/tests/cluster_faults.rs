@@ -12,13 +12,12 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8up_tests::api::FaultConfig;
 use k8up_tests::cluster::{Sandbox, SandboxConfig, wait_for, wait_job_finished};
-use kube::api::PostParams;
 use kube::{Api, Client};
 use serde_json::json;
 
 const LIMIT: Duration = Duration::from_secs(120);
 
-/// Creates an object, retrying injected failures (an `AlreadyExists` means an earlier try landed).
+/// Creates an object in `default`, retrying injected failures.
 async fn create_retrying<K>(client: &Client, body: serde_json::Value)
 where
     K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
@@ -30,15 +29,9 @@ where
 {
     let api: Api<K> = Api::namespaced(client.clone(), "default");
     let obj: K = serde_json::from_value(body).unwrap();
-    wait_for("create to succeed", LIMIT, || async {
-        match api.create(&PostParams::default(), &obj).await {
-            Ok(_) => Ok(Some(())),
-            Err(kube::Error::Api(s)) if s.reason == "AlreadyExists" => Ok(Some(())),
-            Err(e) => Err(e),
-        }
-    })
-    .await
-    .unwrap();
+    k8up_tests::cluster::create_retrying(&api, &obj, LIMIT)
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,10 +13,9 @@ mod operator_common;
 
 use std::time::Duration;
 
-use k8up::crd::{Archive, Backup, Check, Prune, Restore};
 use k8up_tests::api::FaultConfig;
 use k8up_tests::cluster::wait_for;
-use kube::api::PostParams;
+use kube::api::DynamicObject;
 use kube::{Api, Client};
 use operator_common::*;
 use serde_json::json;
@@ -28,22 +27,16 @@ const CONVERGE: Duration = Duration::from_secs(120);
 
 /// Creates an object, retrying injected failures (an `AlreadyExists` means an earlier try landed).
 async fn create_retrying(client: &Client, kind: &str, name: &str, spec: serde_json::Value) {
-    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), "default", &resource(kind));
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &resource(kind));
     let obj = serde_json::from_value(json!({
         "apiVersion": "k8up.io/v1", "kind": kind,
         "metadata": { "name": name, "annotations": { SCRIPT: "exit 0" } },
         "spec": spec,
     }))
     .unwrap();
-    wait_for(&format!("creating {kind} {name}"), LIMIT, || async {
-        match api.create(&PostParams::default(), &obj).await {
-            Ok(_) => Ok(Some(())),
-            Err(kube::Error::Api(s)) if s.reason == "AlreadyExists" => Ok(Some(())),
-            Err(e) => Err(e),
-        }
-    })
-    .await
-    .unwrap();
+    k8up_tests::cluster::create_retrying(&api, &obj, LIMIT)
+        .await
+        .unwrap();
 }
 
 /// The API resource of a k8up.io/v1 kind.
@@ -78,31 +71,15 @@ fn kinds() -> Vec<(&'static str, &'static str, serde_json::Value)> {
 
 /// Whether the object of `kind` named `name` completed with `Succeeded` (errors count as not yet).
 async fn succeeded(client: &Client, kind: &str, name: &str) -> bool {
-    async fn of<K>(client: &Client, name: &str) -> bool
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug
-            + HasStatus,
-        K::DynamicType: Default,
-    {
-        let api: Api<K> = Api::namespaced(client.clone(), "default");
-        match api.get(name).await {
-            Ok(o) => o
-                .status_of()
-                .is_some_and(|s| has(s, "Completed", "True", "Succeeded")),
-            Err(_) => false,
-        }
-    }
-    match kind {
-        "Backup" => of::<Backup>(client, name).await,
-        "Check" => of::<Check>(client, name).await,
-        "Prune" => of::<Prune>(client, name).await,
-        "Restore" => of::<Restore>(client, name).await,
-        "Archive" => of::<Archive>(client, name).await,
-        other => panic!("no kind {other}"),
-    }
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &resource(kind));
+    let Ok(object) = api.get(name).await else {
+        return false;
+    };
+    object.data["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Completed" && c["status"] == "True" && c["reason"] == "Succeeded")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,7 +132,7 @@ async fn every_action_converges_with_one_job_each_while_the_api_injects_faults()
         let mut open = Vec::new();
         for (kind, _, name) in &objects {
             if !succeeded(&client, kind, name).await {
-                let api: Api<kube::api::DynamicObject> =
+                let api: Api<DynamicObject> =
                     Api::namespaced_with(client.clone(), "default", &resource(kind));
                 let status = api.get(name).await.ok().map(|o| o.data["status"].to_string());
                 let jobs = owned_jobs(&client, "default", &format!("{}_{name}", kind.to_lowercase())).await;
