@@ -101,6 +101,7 @@ async fn a_backup_of_a_pvc_lands_in_restic_and_a_restore_brings_every_file_back_
         c.image.as_deref().unwrap_or_default().contains("k8up")
     }));
 
+    assert_no_secrets(&client, &[PASSWORD]).await;
     controllers.shutdown().await;
     sb.shutdown().await;
 }
@@ -176,6 +177,7 @@ async fn a_pre_backup_pods_dump_is_backed_up_through_exec_and_restored_as_its_fi
     assert_eq!(names, ["default-db.sql"], "{names:?}");
     assert_eq!(restored[0].1, b"row-1\nrow-2\nrow-3\n");
 
+    assert_no_secrets(&client, &[PASSWORD]).await;
     controllers.shutdown().await;
     sb.shutdown().await;
 }
@@ -238,6 +240,7 @@ async fn a_restore_naming_a_missing_snapshot_fails_with_a_condition_saying_so() 
             .is_none(),
         "nothing was written"
     );
+    assert_no_secrets(&client, &[PASSWORD]).await;
     controllers.shutdown().await;
     sb.shutdown().await;
 }

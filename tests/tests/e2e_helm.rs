@@ -334,5 +334,18 @@ async fn the_rendered_chart_runs_the_operator_as_a_pod_and_the_readmes_backup_an
             claims[0]
         );
     }
+
+    // Nothing a person or a log shipper sees carries a secret: the operator pod's and the Jobs' logs,
+    // Events, statuses.
+    let password = serde_yaml::from_str::<serde_json::Value>(blocks[0].split("\n---\n").next().unwrap())
+        .unwrap()["stringData"]["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_no_secrets(
+        &client,
+        &[&password, &weed.access_key, &weed.secret_key],
+    )
+    .await;
     sb.shutdown().await;
 }

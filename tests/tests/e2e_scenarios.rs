@@ -342,6 +342,7 @@ async fn k8up_05_08_09_dumps_of_an_annotated_deployment_and_a_bare_pod_land_in_r
     assert_eq!(names(&restored), ["default-subject-container.txt"]);
     assert_eq!(restored[0].1, b"dump from container subject-container\n");
 
+    assert_no_secrets(&client, &[PASSWORD]).await;
     controllers.shutdown().await;
     sb.shutdown().await;
 }
@@ -468,6 +469,7 @@ async fn k8up_12_an_invalid_backup_command_and_a_dump_failing_halfway_fail_the_b
         assert!(snaps.is_empty(), "{ns}: {snaps:?}");
         assert!(snapshot_resources(&client, ns).await.is_empty(), "{ns}");
     }
+    assert_no_secrets(&client, &[PASSWORD]).await;
     controllers.shutdown().await;
     sb.shutdown().await;
 }
@@ -675,6 +677,7 @@ async fn a_backup_to_an_s3_repository_restores_to_an_s3_bucket_as_a_tar_gz_named
     assert_eq!(names(&restored), ["dir/expected.txt"]);
     assert_eq!(restored[0].1, b"restored through S3\n");
 
+    assert_no_secrets(&client, &[PASSWORD, &weed.access_key, &weed.secret_key]).await;
     controllers.shutdown().await;
     sb.shutdown().await;
 }
@@ -935,6 +938,7 @@ async fn k8up_10_11_backup_restore_and_archive_over_mutual_tls_with_a_self_signe
         snapshot_resources(&client, NS).await.len()
     );
 
+    assert_no_secrets(&client, &[PASSWORD, &weed.access_key, &weed.secret_key]).await;
     controllers.shutdown().await;
     sb.shutdown().await;
 }

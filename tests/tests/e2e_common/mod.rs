@@ -386,3 +386,62 @@ pub async fn snapshot_resources(client: &Client, ns: &str) -> Vec<k8up::crd::Sna
         .unwrap()
         .items
 }
+
+/// Fails when any of `secrets` (repository password, S3 keys) appears in what a person or a log shipper
+/// sees: the logs of every pod (the operator's when it runs as a pod, and every Job's), every Event's note,
+/// and the status of every k8up object and Job, in all namespaces.
+pub async fn assert_no_secrets(client: &Client, secrets: &[&str]) {
+    let mut seen: Vec<(String, String)> = Vec::new();
+    let pods: Api<Pod> = Api::all(client.clone());
+    for pod in pods.list(&ListParams::default()).await.unwrap().items {
+        let ns = pod.metadata.namespace.clone().unwrap_or_default();
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+        let log = api.logs(&name, &LogParams::default()).await.unwrap_or_default();
+        seen.push((format!("log of pod {ns}/{name}"), log));
+    }
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(client.clone());
+    for e in events.list(&ListParams::default()).await.unwrap().items {
+        let what = format!("Event {}", e.metadata.name.clone().unwrap_or_default());
+        seen.push((what, serde_json::to_string(&(&e.note, &e.reason)).unwrap()));
+    }
+    for (kind, plural) in [
+        ("Backup", "backups"),
+        ("Restore", "restores"),
+        ("Archive", "archives"),
+        ("Check", "checks"),
+        ("Prune", "prunes"),
+        ("Schedule", "schedules"),
+        ("Snapshot", "snapshots"),
+    ] {
+        let resource = kube::api::ApiResource {
+            group: "k8up.io".into(),
+            version: "v1".into(),
+            api_version: "k8up.io/v1".into(),
+            kind: kind.into(),
+            plural: plural.into(),
+        };
+        let api: Api<kube::api::DynamicObject> = Api::all_with(client.clone(), &resource);
+        for o in api.list(&ListParams::default()).await.unwrap().items {
+            let what = format!("status of {kind} {}", o.metadata.name.clone().unwrap_or_default());
+            seen.push((what, o.data["status"].to_string()));
+        }
+    }
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::all(client.clone());
+    for j in jobs.list(&ListParams::default()).await.unwrap().items {
+        let what = format!("status of Job {}", j.metadata.name.clone().unwrap_or_default());
+        seen.push((what, serde_json::to_string(&j.status).unwrap()));
+    }
+    assert!(seen.len() > 1, "nothing to look at");
+    let leaks: Vec<String> = seen
+        .iter()
+        .flat_map(|(what, text)| {
+            secrets
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| !s.is_empty() && text.contains(**s))
+                .map(move |(i, _)| format!("secret #{i} in the {what}"))
+        })
+        .collect();
+    assert!(leaks.is_empty(), "secrets leaked: {leaks:#?}");
+}
