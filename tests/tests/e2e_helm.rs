@@ -342,10 +342,6 @@ async fn the_rendered_chart_runs_the_operator_as_a_pod_and_the_readmes_backup_an
         .as_str()
         .unwrap()
         .to_string();
-    assert_no_secrets(
-        &client,
-        &[&password, &weed.access_key, &weed.secret_key],
-    )
-    .await;
+    assert_no_secrets(&client, &[&password, &weed.access_key, &weed.secret_key]).await;
     sb.shutdown().await;
 }
