@@ -349,7 +349,7 @@ async fn k8up_05_08_09_dumps_of_an_annotated_deployment_and_a_bare_pod_land_in_r
 
 // test-06-pvc-rwo.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn k8up_06_two_rwo_pvcs_on_two_nodes_are_backed_up_by_jobs_on_those_nodes() {
+async fn k8up_06_two_rwo_pvcs_on_two_nodes_are_backed_up_by_jobs_on_those_nodes_and_restore_byte_for_byte() {
     let sb = sandbox().await;
     let client = sb.client();
     let rest = RestServer::start().await;
@@ -412,6 +412,34 @@ async fn k8up_06_two_rwo_pvcs_on_two_nodes_are_backed_up_by_jobs_on_those_nodes(
             dump(&repo, "latest", &format!("/data/{pvc}/file.txt")),
             format!("on {node}\n").as_bytes(),
             "{pvc}"
+        );
+    }
+    // Restore equality of the RWO groups: each PVC's snapshot (from its Snapshot resource) restores into a
+    // fresh PVC byte for byte.
+    let snapshots = snapshot_resources(&client, NS).await;
+    for pvc in ["pvc-a", "pvc-b"] {
+        let id = snapshots
+            .iter()
+            .find(|s| s.spec.paths.as_deref() == Some(&[format!("/data/{pvc}")][..]))
+            .and_then(|s| s.spec.id.clone())
+            .unwrap_or_else(|| panic!("no Snapshot resource of {pvc}"));
+        let target = format!("restored-{pvc}");
+        pvc_with(&client, NS, &target, "ReadWriteOnce", json!({})).await;
+        create::<Restore>(
+            &client,
+            NS,
+            json!({ "metadata": { "name": target }, "spec": {
+                "backend": backend(&repo),
+                "snapshot": id,
+                "restoreMethod": { "folder": { "claimName": target } },
+            } }),
+        )
+        .await;
+        wait_succeeded::<Restore>(&client, &target, &format!("restore_{target}")).await;
+        assert_eq!(
+            files(&pvc_dir(&client, &target).await),
+            files(&pvc_dir(&client, pvc).await),
+            "{pvc} restored differs"
         );
     }
     controllers.shutdown().await;
