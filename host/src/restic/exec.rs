@@ -9,6 +9,9 @@ use std::future::Future;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, AttachParams, ListParams};
+
+/// Buffer between the exec WebSocket and the dump reader.
+const EXEC_BUFFER: usize = 256 * 1024;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 
@@ -340,11 +343,15 @@ pub async fn exec_pod_dump(
         message,
     };
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    // kube hands exec output over in 1 KiB pieces by default, which made a 1 GiB dump 4x slower than a local
+    // pipe (docs/performance.md); 256 KiB lets restic, not the copy, set the pace.
     let params = AttachParams::default()
         .container(target.container.clone())
         .stdin(false)
         .stdout(true)
-        .stderr(true);
+        .stderr(true)
+        .max_stdout_buf_size(EXEC_BUFFER)
+        .max_stderr_buf_size(EXEC_BUFFER);
     let mut attached = api
         .exec(&target.pod, target.command.clone(), &params)
         .await
