@@ -378,3 +378,30 @@ async fn a_wrong_password_fails_permanently_without_leaking_it() {
     assert!(!written.contains("not-the-password-xyz"));
     assert!(written.contains("wrong"), "{written}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_told_to_await_the_repository_waits_for_its_init_instead_of_initialising_it() {
+    let repo = Repo::new();
+    write(&repo.data().join("pvc-a/file.txt"), b"alpha");
+
+    // Nobody initialises it: the wait ends with a clear error, and no repository was created.
+    let err = repo.run(&["--awaitRepository", "3s"]).await.unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("not initialised by another job within 3s"),
+        "{message}"
+    );
+    assert!(!repo.repo().join("config").exists(), "it must not init");
+
+    // Another Job initialises it while this one waits: this one then backs up into it.
+    let waiting = {
+        let args = repo.args(&["--awaitRepository", "60s"]);
+        tokio::spawn(k8up::restic::run(args))
+    };
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert!(!waiting.is_finished(), "it waits while the repository is missing");
+    repo.init();
+    let report = waiting.await.unwrap().unwrap();
+    assert!(report.success);
+    assert_eq!(repo.snapshots().len(), 1);
+}

@@ -407,6 +407,20 @@ async fn k8up_06_two_rwo_pvcs_on_two_nodes_are_backed_up_by_jobs_on_those_nodes_
         nodes,
         BTreeSet::from(["node-a".to_string(), "node-b".to_string()])
     );
+    // The repository was new: one Job initialised it, the other waited for it instead of racing it.
+    let mut awaiting: Vec<bool> = owned_jobs(&client, NS, "backup_rwo")
+        .await
+        .iter()
+        .map(|j| {
+            let spec = j.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+            spec.into_iter()
+                .flat_map(|s| &s.containers)
+                .flat_map(|c| c.env.iter().flatten())
+                .any(|e| e.name == "K8UP_AWAIT_REPOSITORY")
+        })
+        .collect();
+    awaiting.sort();
+    assert_eq!(awaiting, [false, true], "one initialises, one awaits");
     for (pvc, node) in [("pvc-a", "node-a"), ("pvc-b", "node-b")] {
         assert_eq!(
             dump(&repo, "latest", &format!("/data/{pvc}/file.txt")),

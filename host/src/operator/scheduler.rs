@@ -63,7 +63,8 @@ fn api_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
 pub async fn run(context: Arc<Context>, token: CancellationToken) {
     let client = context.client.clone();
     let (store, schedules) = super::decoded::watch::<Schedule>(client.clone(), context.recorder.clone());
-    let controller = Controller::for_stream(schedules, store);
+    let controller =
+        Controller::for_stream(schedules, store).with_config(super::controller::config(&context));
     let metrics = context.metrics.clone();
     metrics.watch_schedules(Some(controller.store()));
     controller

@@ -104,6 +104,12 @@ pub struct ResticArgs {
     /// Seconds or duration (`30s`, `2m`) to sleep before the first restic call.
     #[arg(long = "sleepDuration", env = "SLEEP_DURATION", default_value = "0s")]
     pub sleep_duration: String,
+    /// Wait up to this long (`10m`) for another Job to initialise the repository instead of initialising
+    /// it (`0s`: initialise it when missing). The operator sets it on all but the first of several Jobs
+    /// started together on a repository not known to exist: concurrent `restic init` runs of one new
+    /// repository can leave it with keys but no config.
+    #[arg(long = "awaitRepository", env = "K8UP_AWAIT_REPOSITORY", default_value = "0s")]
+    pub await_repository: String,
     /// File the result report is written to (the container's termination message).
     #[arg(
         long = "terminationLog",

@@ -177,6 +177,13 @@ impl Globals {
         self.command(CallKind::Meta, &["init"])
     }
 
+    /// `restic cat config --no-lock`: succeeds once the repository is initialised.
+    pub fn cat_config(&self) -> ResticCommand {
+        let mut c = self.command(CallKind::Meta, &["cat", "config"]);
+        c.args.push("--no-lock".to_owned());
+        c
+    }
+
     /// `restic unlock` (stale locks only) or `restic unlock --remove-all`.
     pub fn unlock(&self, remove_all: bool) -> ResticCommand {
         let mut c = self.command(CallKind::Meta, &["unlock"]);

@@ -83,6 +83,8 @@ pub struct Config {
     pub data_timeout: Duration,
     /// Sleep before the first call.
     pub sleep: Duration,
+    /// Wait this long for another Job to initialise the repository instead of initialising it (zero: init).
+    pub await_repository: Duration,
     /// Kubeconfig outside a cluster.
     pub kubeconfig: Option<PathBuf>,
     /// Tags (backup) / tag filter (others).
@@ -309,6 +311,7 @@ impl Config {
             meta_timeout,
             data_timeout,
             sleep: dur("--sleepDuration", &a.sleep_duration)?,
+            await_repository: dur("--awaitRepository", &a.await_repository)?,
             kubeconfig: a.kubeconfig.clone(),
             tags: a.tags.clone(),
             paths: a.paths.iter().filter(|p| !p.is_empty()).cloned().collect(),

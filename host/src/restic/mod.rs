@@ -52,6 +52,15 @@ pub enum Error {
     /// `restic init`.
     #[error("failed to initialise the repository: {0}")]
     Init(#[source] ResticError),
+    /// The repository did not appear while waiting for another Job to initialise it.
+    #[error("the repository was not initialised by another job within {waited}: {source}")]
+    AwaitRepository {
+        /// How long this Job waited (`--awaitRepository`).
+        waited: String,
+        /// The last `restic cat config` failure.
+        #[source]
+        source: ResticError,
+    },
     /// `restic snapshots`.
     #[error("failed to list snapshots: {0}")]
     ListSnapshots(#[source] ResticError),
@@ -135,6 +144,7 @@ impl Error {
             Error::InvalidConfig(_) => "InvalidConfig",
             Error::Prepare { .. } => "Prepare",
             Error::Init(_) => "Init",
+            Error::AwaitRepository { .. } => "AwaitRepository",
             Error::ListSnapshots(_) => "ListSnapshots",
             Error::Backup { .. } => "Backup",
             Error::Dump { .. } => "Dump",

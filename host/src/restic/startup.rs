@@ -49,7 +49,13 @@ pub fn write_client_pem(
     Ok(path)
 }
 
+/// How often a Job waiting for another one to initialise the repository looks again.
+const AWAIT_REPOSITORY_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
 async fn init(ctx: &Ctx) -> Result<(), Error> {
+    if !ctx.cfg.await_repository.is_zero() {
+        return await_repository(ctx, ctx.cfg.await_repository).await;
+    }
     match ctx.runner.output(&ctx.cfg.globals.init()).await {
         Ok(_) => {
             tracing::info!("initialised a new repository");
@@ -57,6 +63,35 @@ async fn init(ctx: &Ctx) -> Result<(), Error> {
         }
         Err(e) if already_initialised(&e) => Ok(()),
         Err(e) => Err(Error::Init(e)),
+    }
+}
+
+/// Waits until the repository's config exists (another Job initialises it), up to `limit`.
+async fn await_repository(ctx: &Ctx, limit: std::time::Duration) -> Result<(), Error> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut logged = false;
+    loop {
+        match ctx.runner.output(&ctx.cfg.globals.cat_config()).await {
+            Ok(_) => return Ok(()),
+            // A missing repository is what is being waited for; a wrong password or a refused command is
+            // not going to change.
+            Err(e)
+                if tokio::time::Instant::now() + AWAIT_REPOSITORY_POLL > deadline
+                    || (e.is_permanent() && !matches!(e, ResticError::RepositoryMissing { .. })) =>
+            {
+                return Err(Error::AwaitRepository {
+                    waited: humantime::format_duration(limit).to_string(),
+                    source: e,
+                });
+            }
+            Err(_) => {
+                if !logged {
+                    tracing::info!("waiting for another job to initialise the repository");
+                    logged = true;
+                }
+                tokio::time::sleep(AWAIT_REPOSITORY_POLL).await;
+            }
+        }
     }
 }
 

@@ -40,6 +40,31 @@ pub fn finish_job(action: &ValidatedAction, mut job: Job) -> Job {
     job
 }
 
+/// How long the later Jobs of an action wait for the first one to initialise a new repository.
+pub const AWAIT_REPOSITORY: &str = "10m";
+
+/// For several Jobs started together on a repository not known to exist: every Job after the first waits
+/// for the repository to appear (`K8UP_AWAIT_REPOSITORY`, read by `k8up restic`) instead of initialising it
+/// too, since concurrent `restic init` runs can leave a new repository with keys but no config. Pure.
+pub fn await_repository(jobs: &mut [Job]) {
+    use k8s_openapi::api::core::v1::EnvVar;
+    for job in jobs.iter_mut().skip(1) {
+        let Some(spec) = job.spec.as_mut().and_then(|s| s.template.spec.as_mut()) else {
+            continue;
+        };
+        for container in &mut spec.containers {
+            let env = container.env.get_or_insert_with(Vec::new);
+            if !env.iter().any(|e| e.name == "K8UP_AWAIT_REPOSITORY") {
+                env.push(EnvVar {
+                    name: "K8UP_AWAIT_REPOSITORY".into(),
+                    value: Some(AWAIT_REPOSITORY.into()),
+                    value_from: None,
+                });
+            }
+        }
+    }
+}
+
 /// Creates each Job unless it exists; returns the Jobs as stored. A same-named Job that belongs to another
 /// object is an error (never adopted).
 pub async fn create_jobs(
@@ -249,4 +274,46 @@ pub async fn delete_pre_backup_deployments(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_job_but_the_first_waits_for_a_new_repository() {
+        let job = |name: &str| -> Job {
+            serde_json::from_value(serde_json::json!({
+                "metadata": { "name": name },
+                "spec": { "template": { "spec": { "containers": [
+                    { "name": "backup", "image": "k8up", "env": [{ "name": "HOSTNAME", "value": "ns" }] },
+                ]}}},
+            }))
+            .expect("a job")
+        };
+        let mut jobs = vec![job("a"), job("b"), job("c")];
+        await_repository(&mut jobs);
+        await_repository(&mut jobs);
+        let awaits: Vec<usize> = jobs
+            .iter()
+            .map(|j| {
+                let spec = j
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.template.spec.as_ref())
+                    .expect("spec");
+                spec.containers[0]
+                    .env
+                    .iter()
+                    .flatten()
+                    .filter(|e| e.name == "K8UP_AWAIT_REPOSITORY" && e.value.as_deref() == Some("10m"))
+                    .count()
+            })
+            .collect();
+        assert_eq!(
+            awaits,
+            [0, 1, 1],
+            "the first initialises, the others wait, once each"
+        );
+    }
 }

@@ -13,6 +13,11 @@
 //! since (the cache lags), so two actions deciding at the same moment cannot both pass. A waiting object is
 //! woken when a k8up Job finishes (the controllers watch Jobs), with a slow requeue as a safety net.
 //!
+//! A repository not yet known to exist (no k8up Job on it has completed since this operator started
+//! watching) takes one Job at a time: concurrent `restic init` runs of one new repository can leave it
+//! with keys but no config, unusable. Several Jobs of one action started together on such a repository
+//! are told to wait for the first one's init instead ([`super::apply::await_repository`]).
+//!
 //! [`decide`] is pure; [`Gate`] holds the cache and the lock.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -82,6 +87,14 @@ pub fn is_finished(job: &Job) -> bool {
         })
 }
 
+/// Whether a Job completed successfully (`Complete=True`).
+fn is_complete(job: &Job) -> bool {
+    job.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Complete" && c.status == "True"))
+}
+
 /// The verdict for one action.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -132,18 +145,30 @@ fn describe(blockers: &[&RunningJob], namespace: &str) -> String {
 
 /// Whether `action` (of `kind`, owning Jobs labelled `owned_by`, on `repository_hash`) may start now, given
 /// every running k8up Job. The action's own Jobs (a restart after creating them) never block it.
+///
+/// `initialised`: whether the repository is known to exist; if not, any other running Job on it (which may
+/// be initialising it) makes `action` wait.
 pub fn decide(
     kind: JobType,
     namespace: &str,
     owned_by: &str,
-    repository_hash: &str,
+    repository: (&str, bool),
     running: &[RunningJob],
     limits: &ConcurrencyLimits,
 ) -> Decision {
+    let (repository_hash, initialised) = repository;
     let on_repo: Vec<&RunningJob> = running
         .iter()
         .filter(|j| j.repository_hash == repository_hash && j.owned_by != owned_by)
         .collect();
+    if !initialised && !on_repo.is_empty() {
+        return Decision::Wait(format!(
+            "waiting for {} job(s) on a repository not known to exist yet to finish (one initialises it; \
+             concurrent initialisations can break a new repository): {}",
+            on_repo.len(),
+            describe(&on_repo, namespace)
+        ));
+    }
     if matches!(kind, JobType::Check | JobType::Prune) {
         if !on_repo.is_empty() {
             return Decision::Wait(format!(
@@ -191,6 +216,8 @@ pub struct Gate {
     created: Mutex<BTreeMap<(String, String), (RunningJob, Instant)>>,
     /// Objects that were told to wait: (kind, namespace, name).
     waiting: Mutex<BTreeSet<(JobType, String, String)>>,
+    /// Repository hashes known to exist: a k8up Job on them completed.
+    initialised: Mutex<BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for Gate {
@@ -210,6 +237,7 @@ impl Gate {
             store,
             created: Mutex::new(BTreeMap::new()),
             waiting: Mutex::new(BTreeSet::new()),
+            initialised: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -247,11 +275,27 @@ impl Gate {
             .iter()
             .map(|j| (j.namespace().unwrap_or_default(), j.name_any()))
             .collect();
+        {
+            let mut initialised = self.initialised.lock().unwrap_or_else(|e| e.into_inner());
+            initialised.extend(jobs.iter().filter(|j| is_complete(j)).filter_map(|j| {
+                j.labels()
+                    .get(LABEL_REPOSITORY_HASH)
+                    .filter(|h| !h.is_empty())
+                    .cloned()
+            }));
+        }
         let mut running: Vec<RunningJob> = jobs.iter().filter_map(RunningJob::from_job).collect();
         let mut created = self.created.lock().unwrap_or_else(|e| e.into_inner());
         created.retain(|key, (_, at)| !known.contains(key) && at.elapsed() < REMEMBER_CREATED);
         running.extend(created.values().map(|(j, _)| j.clone()));
         Ok(running)
+    }
+
+    /// Whether the repository is known to exist: a k8up Job on it completed (as seen by the last
+    /// [`Gate::running`]).
+    pub fn initialised(&self, repository_hash: &str) -> bool {
+        let initialised = self.initialised.lock().unwrap_or_else(|e| e.into_inner());
+        initialised.contains(repository_hash)
     }
 
     /// Records Jobs just created (call while holding the permit).
@@ -313,7 +357,7 @@ mod tests {
     }
 
     fn starts(kind: JobType, running: &[RunningJob], limits: &ConcurrencyLimits) -> bool {
-        decide(kind, "ns", "mine_x", "repo", running, limits) == Decision::Start
+        decide(kind, "ns", "mine_x", ("repo", true), running, limits) == Decision::Start
     }
 
     #[test]
@@ -372,7 +416,7 @@ mod tests {
             job("ns", "backup-b", "backup", "repo"),
         ];
         assert!(starts(JobType::Backup, &backups[..1], &limits));
-        match decide(JobType::Backup, "ns", "mine_x", "repo", &backups, &limits) {
+        match decide(JobType::Backup, "ns", "mine_x", ("repo", true), &backups, &limits) {
             Decision::Wait(m) => {
                 assert!(m.contains("limit is 2"), "{m}");
                 assert!(m.contains("BACKUP_GLOBAL_CONCURRENT_BACKUP_JOBS_LIMIT"), "{m}");
@@ -414,13 +458,71 @@ mod tests {
             job("ns", "prune-weekly", "prune", "repo"),
             job("tenant-b", "restore-secret-name", "restore", "repo"),
         ];
-        let Decision::Wait(m) = decide(JobType::Backup, "ns", "mine_x", "repo", &running, &unlimited())
-        else {
+        let Decision::Wait(m) = decide(
+            JobType::Backup,
+            "ns",
+            "mine_x",
+            ("repo", true),
+            &running,
+            &unlimited(),
+        ) else {
             panic!("must wait");
         };
         assert!(m.contains("prune-weekly (prune)"), "{m}");
         assert!(m.contains("1 in other namespaces"), "{m}");
         assert!(!m.contains("restore-secret-name"), "{m}");
+    }
+
+    #[test]
+    fn a_repository_not_known_to_exist_takes_one_job_at_a_time() {
+        let backup = job("ns", "backup-a", "backup", "repo");
+        let new_repo = |running: &[RunningJob]| {
+            decide(
+                JobType::Backup,
+                "ns",
+                "mine_x",
+                ("repo", false),
+                running,
+                &unlimited(),
+            )
+        };
+        assert_eq!(new_repo(&[]), Decision::Start, "the first one initialises it");
+        match new_repo(std::slice::from_ref(&backup)) {
+            Decision::Wait(m) => assert!(m.contains("not known to exist") && m.contains("backup-a"), "{m}"),
+            Decision::Start => panic!("a second backup must not race the first one's init"),
+        }
+        assert!(
+            starts(JobType::Backup, std::slice::from_ref(&backup), &unlimited()),
+            "once known, backups share it"
+        );
+        let elsewhere = job("ns", "backup-b", "backup", "other-repo");
+        assert_eq!(new_repo(&[elsewhere]), Decision::Start);
+    }
+
+    #[tokio::test]
+    async fn a_repository_is_known_once_a_job_on_it_completed() {
+        let (store, mut writer) = kube::runtime::reflector::store::<Job>();
+        let job = |name: &str, repo: &str, condition: &str| -> Job {
+            serde_json::from_value(serde_json::json!({
+                "metadata": { "name": name, "namespace": "ns", "labels": {
+                    "k8up.io/type": "backup", "k8up.io/repository-hash": repo, "k8up.io/owned-by": name,
+                }},
+                "status": { "conditions": [{ "type": condition, "status": "True" }] },
+            }))
+            .unwrap_or_default()
+        };
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
+        for j in [job("a", "done", "Complete"), job("b", "failed", "Failed")] {
+            writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(j));
+        }
+        let gate = Gate::new(Some(store));
+        assert!(!gate.initialised("done"), "not before the jobs were looked at");
+        let client =
+            kube::Client::try_from(kube::Config::new("http://127.0.0.1:1".parse().unwrap())).unwrap();
+        assert!(gate.running(&client).await.unwrap().is_empty());
+        assert!(gate.initialised("done"));
+        assert!(!gate.initialised("failed"), "a failed job proves nothing");
+        assert!(!gate.initialised("never-seen"));
     }
 
     #[test]

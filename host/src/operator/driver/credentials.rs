@@ -7,7 +7,9 @@
 //! references it is created, next to the executor account, and only in namespaces whose actions use it. The
 //! Secret has no owner: every action of the namespace shares it. It always holds every configured key (not
 //! only the ones this action uses), so two actions of different kinds never take keys away from each other's
-//! running Jobs, and it is rewritten on every new action, so a rotated global password reaches the next Job.
+//! running Jobs. It is rewritten by the first action of a namespace that needs it in each minute (the
+//! driver's `REAPPLY_AFTER`), so a Secret deleted by hand comes back; the values change only with the
+//! operator's configuration, that is with a restart.
 
 use std::collections::BTreeMap;
 

@@ -55,6 +55,11 @@ const CONCURRENCY_RECHECK: Duration = Duration::from_secs(30);
 /// How often a Backup waiting for its pre-backup pods looks again.
 const PRE_BACKUP_POLL: Duration = Duration::from_secs(2);
 
+/// How long the executor account and the global-credentials Secret applied in a namespace are trusted to
+/// be there before the next action of that namespace applies them again. Without it each action made three
+/// server-side applies; a burst of Backups in one namespace now makes three per minute.
+const REAPPLY_AFTER: Duration = Duration::from_secs(60);
+
 /// How long a start decision waits for the watch cache of k8up Jobs to be synced before it retries later.
 const CACHE_SYNC_WAIT: Duration = Duration::from_secs(5);
 /// Longest retry delay after repeated failures.
@@ -203,6 +208,8 @@ pub struct Context {
     pub gate: concurrency::Gate,
     /// Consecutive failures per object (`kind/namespace/name`), for the retry backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// When the per-namespace objects were last applied: (what, namespace).
+    applied: Mutex<HashMap<(&'static str, String), std::time::Instant>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -230,7 +237,28 @@ impl Context {
             metrics,
             gate: concurrency::Gate::new(jobs),
             failures: Mutex::new(HashMap::new()),
+            applied: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Runs `apply` (a per-namespace server-side apply) unless it succeeded in `namespace` within
+    /// [`REAPPLY_AFTER`].
+    async fn apply_once<F>(&self, what: &'static str, namespace: &str, apply: F) -> Result<(), Error>
+    where
+        F: std::future::Future<Output = Result<(), Error>>,
+    {
+        let key = (what, namespace.to_string());
+        let fresh = |applied: &HashMap<_, std::time::Instant>| {
+            applied.get(&key).is_some_and(|at| at.elapsed() < REAPPLY_AFTER)
+        };
+        if fresh(&self.applied.lock().unwrap_or_else(|p| p.into_inner())) {
+            return Ok(());
+        }
+        apply.await?;
+        let mut applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+        applied.retain(|_, at| at.elapsed() < REAPPLY_AFTER);
+        applied.insert(key, std::time::Instant::now());
+        Ok(())
     }
 
     fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
@@ -463,10 +491,22 @@ async fn reconcile_inner<K: ActionKind>(object: &Arc<K>, ctx: &Context) -> Resul
     } else {
         // apply (API writes): the executor account must exist before Jobs that run as it.
         if K::NEEDS_EXECUTOR {
-            apply::ensure_executor(&ctx.client, &action).await?;
+            ctx.apply_once(
+                "executor",
+                &action.namespace,
+                apply::ensure_executor(&ctx.client, &action),
+            )
+            .await?;
         }
         // Jobs reference the operator's global credentials through this Secret, never as literals.
-        credentials::ensure_global_credentials(&ctx.client, &action).await?;
+        if !credentials::offered_keys(&action).is_empty() {
+            ctx.apply_once(
+                "credentials",
+                &action.namespace,
+                credentials::ensure_global_credentials(&ctx.client, &action),
+            )
+            .await?;
+        }
         // plan (the planner never sees a client)
         let plan = match ctx
             .planner
@@ -508,7 +548,11 @@ async fn reconcile_inner<K: ActionKind>(object: &Arc<K>, ctx: &Context) -> Resul
                 drop(permit);
                 return waiting(object.as_ref(), ctx, &action, &previous, wait).await;
             }
-            let created = apply::create_jobs(&ctx.client, &action, plan.jobs).await;
+            let mut jobs = plan.jobs;
+            if !ctx.gate.initialised(&action.repository_hash()) {
+                apply::await_repository(&mut jobs);
+            }
+            let created = apply::create_jobs(&ctx.client, &action, jobs).await;
             if let Ok(stored) = &created {
                 ctx.gate.created(stored);
             }
@@ -634,12 +678,13 @@ async fn concurrency_wait(action: &ValidatedAction, ctx: &Context) -> Result<Opt
             what: "the running k8up jobs",
             source,
         })?;
+    let hash = action.repository_hash();
     Ok(
         match concurrency::decide(
             action.job_type,
             &action.namespace,
             &action.owned_by,
-            &action.repository_hash(),
+            (&hash, ctx.gate.initialised(&hash)),
             &running,
             &action.settings.concurrency,
         ) {

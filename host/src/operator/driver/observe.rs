@@ -8,7 +8,7 @@ use kube::{Api, Client};
 
 use super::Error;
 use super::status::{JobState, job_state};
-use super::validate::LABEL_OWNED_BY;
+use super::validate::{LABEL_K8UP_JOB, LABEL_OWNED_BY};
 use crate::crd::{JobType, PodConfig, PreBackupPod, Snapshot};
 use crate::operator::kinds::ActionKind;
 
@@ -21,7 +21,7 @@ pub struct Observed {
     pub pvcs: Vec<PersistentVolumeClaim>,
     /// PVs (for the node affinity of unmounted RWO PVCs; Backup, before its Jobs exist).
     pub pvs: Vec<PersistentVolume>,
-    /// Pods of the namespace (Backup, before its Jobs exist).
+    /// Pods of the namespace except those of k8up Jobs (label `k8upjob`) (Backup, before its Jobs exist).
     pub pods: Vec<Pod>,
     /// PreBackupPods of the namespace (Backup, before its Jobs exist).
     pub pre_backup_pods: Vec<PreBackupPod>,
@@ -122,8 +122,10 @@ pub async fn observe<K: ActionKind>(client: &Client, object: &K, wants: Wants) -
                 .await
                 .map_err(read("persistentvolumes"))?
                 .items;
+            // The pods of k8up's own Jobs are no workload to back up (and a namespace collects one per
+            // action run): only the others are read.
             observed.pods = Api::<Pod>::namespaced(client.clone(), &namespace)
-                .list(&lp)
+                .list(&ListParams::default().labels(&format!("!{LABEL_K8UP_JOB}")))
                 .await
                 .map_err(read("pods"))?
                 .items;

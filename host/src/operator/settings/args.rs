@@ -449,6 +449,17 @@ pub struct ConcurrencyArgs {
         allow_negative_numbers = true
     )]
     pub concurrent_restore: i32,
+
+    /// How many objects each controller (one per kind, and the Schedule controller) reconciles at once.
+    /// Bounds the operator's memory and API connections when thousands of objects need attention at once
+    /// (a start-up, a mass change); the rest queue. Our addition.
+    #[arg(
+        long = "max-concurrent-reconciles",
+        value_name = "N",
+        env = "K8UP_MAX_CONCURRENT_RECONCILES",
+        default_value_t = 16
+    )]
+    pub max_concurrent_reconciles: u16,
 }
 
 /// Default resource requests and limits of Job containers (Kubernetes quantities).

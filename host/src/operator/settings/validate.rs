@@ -154,6 +154,14 @@ impl OperatorSettings {
             restore: limit("concurrent_restore", c.concurrent_restore),
         };
 
+        let reconciles = p.check(
+            "max_concurrent_reconciles",
+            match c.max_concurrent_reconciles {
+                0 => Err("0 would reconcile nothing; use at least 1".to_string()),
+                n => Ok(n),
+            },
+        );
+
         let resources = validate_resources(args.resources, &mut p);
 
         let s = args.scheduling;
@@ -197,6 +205,7 @@ impl OperatorSettings {
             restore_target,
             history,
             concurrency,
+            reconciles: reconciles.unwrap_or(1),
             resources,
             scheduling,
             metrics,

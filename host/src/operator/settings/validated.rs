@@ -77,6 +77,8 @@ pub struct OperatorSettings {
     pub history: HistoryLimits,
     /// Per-repository concurrency limits.
     pub concurrency: ConcurrencyLimits,
+    /// How many objects each controller reconciles at once (at least 1).
+    pub reconciles: u16,
     /// Default container resources of Jobs.
     pub resources: JobResources,
     /// Scheduling options.
