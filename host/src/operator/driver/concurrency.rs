@@ -161,14 +161,6 @@ pub fn decide(
         .iter()
         .filter(|j| j.repository_hash == repository_hash && j.owned_by != owned_by)
         .collect();
-    if !initialised && !on_repo.is_empty() {
-        return Decision::Wait(format!(
-            "waiting for {} job(s) on a repository not known to exist yet to finish (one initialises it; \
-             concurrent initialisations can break a new repository): {}",
-            on_repo.len(),
-            describe(&on_repo, namespace)
-        ));
-    }
     if matches!(kind, JobType::Check | JobType::Prune) {
         if !on_repo.is_empty() {
             return Decision::Wait(format!(
@@ -201,6 +193,14 @@ pub fn decide(
                 describe(&same, namespace)
             ));
         }
+    }
+    if !initialised && !on_repo.is_empty() {
+        return Decision::Wait(format!(
+            "waiting for {} job(s) on a repository not known to exist yet to finish (one initialises it; \
+             concurrent initialisations can break a new repository): {}",
+            on_repo.len(),
+            describe(&on_repo, namespace)
+        ));
     }
     Decision::Start
 }
