@@ -405,3 +405,53 @@ async fn a_job_told_to_await_the_repository_waits_for_its_init_instead_of_initia
     assert!(report.success);
     assert_eq!(repo.snapshots().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_backup_calls_restic_three_times_and_a_new_repository_once_more() {
+    use std::os::unix::fs::PermissionsExt;
+    let repo = Repo::new();
+    write(&repo.data().join("pvc-a/file.txt"), b"alpha");
+    // A restic that logs its subcommand (the first argument not starting with `-`) and runs the real one.
+    let log = repo.path("calls.log");
+    let shim = repo.path("restic-shim");
+    std::fs::write(
+        &shim,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in -*) ;; *) echo \"$a\" >> '{}'; break;; esac; done\nexec '{}' \"$@\"\n",
+            log.display(),
+            restic_support::restic_bin().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let calls = || -> Vec<String> {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        std::fs::remove_file(&log).ok();
+        text.lines().map(str::to_owned).collect()
+    };
+    let run = |extra: &[&str]| {
+        let mut args = repo.args(extra);
+        args.restic_bin = shim.clone();
+        k8up::restic::run(args)
+    };
+
+    // Each call re-opens the repository (about a second on a remote one): a backup makes one before its
+    // own and one listing after (ID resolution and the snapshot list share it).
+    let first = run(&[]).await.unwrap();
+    assert!(first.success);
+    assert_eq!(
+        calls(),
+        ["unlock", "init", "backup", "snapshots"],
+        "new repository"
+    );
+    let second = run(&["--tag", "daily"]).await.unwrap();
+    assert!(second.success);
+    assert_eq!(calls(), ["unlock", "backup", "snapshots"], "existing repository");
+    assert_eq!(
+        second.created.len(),
+        1,
+        "the snapshot ID is resolved from that listing"
+    );
+    assert_eq!(second.created[0].id.len(), 64);
+    assert_eq!(repo.snapshots().len(), 2);
+}

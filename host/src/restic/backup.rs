@@ -39,14 +39,43 @@ pub async fn run(ctx: &Ctx, report: &mut ResticReport) -> Result<(), Error> {
     // the end, also when a later step fails: snapshots that exist must be reported either way.
     let mut pending: Vec<(String, String, BackupSummary)> = Vec::new();
     let result = run_inner(ctx, report, &mounted, &mut pending).await;
+    // One listing of this namespace's snapshots serves both the ID resolution and the snapshot list the
+    // webhook and metrics get (each restic call re-opens the repository: ~1 s on a remote one); a second
+    // one is made only when `--hostnameFilter` widens the list beyond this namespace.
+    let by_host = startup::list_snapshots(ctx, &host_filter(ctx)).await;
     if !pending.is_empty() {
-        resolve(ctx, report, &pending).await;
+        resolve(ctx, report, &pending, by_host.as_deref().unwrap_or_default());
     }
-    if let Ok(all) = startup::list_snapshots(ctx, &ctx.cfg.filter(false)).await {
+    let listed = if ctx.cfg.hosts == [ctx.cfg.host.clone()] {
+        by_host.map(|all| {
+            all.into_iter()
+                .filter(|s| tags_match(&ctx.cfg.tags, &s.tags))
+                .collect()
+        })
+    } else {
+        startup::list_snapshots(ctx, &ctx.cfg.filter(false)).await
+    };
+    if let Ok(all) = listed {
         ctx.notifier.snapshot_list(&ctx.cfg, &all).await;
         ctx.notifier.available_snapshots(all.len());
     }
     result
+}
+
+fn host_filter(ctx: &Ctx) -> super::command::SnapshotFilter {
+    super::command::SnapshotFilter {
+        hosts: vec![ctx.cfg.host.clone()],
+        ..Default::default()
+    }
+}
+
+/// restic's `--tag` filter, applied locally: a snapshot matches when some filter entry has all its
+/// comma-separated tags (entries are alternatives, commas join); no entries match everything.
+fn tags_match(filter: &[String], tags: &[String]) -> bool {
+    filter.is_empty()
+        || filter
+            .iter()
+            .any(|entry| entry.split(',').all(|t| tags.iter().any(|have| have == t)))
 }
 
 async fn run_inner(
@@ -178,12 +207,12 @@ pub async fn backup_folder(
     })
 }
 
-async fn resolve(ctx: &Ctx, report: &mut ResticReport, pending: &[(String, String, BackupSummary)]) {
-    let filter = super::command::SnapshotFilter {
-        hosts: vec![ctx.cfg.host.clone()],
-        ..Default::default()
-    };
-    let all = startup::list_snapshots(ctx, &filter).await.unwrap_or_default();
+fn resolve(
+    ctx: &Ctx,
+    report: &mut ResticReport,
+    pending: &[(String, String, BackupSummary)],
+    all: &[super::json::Snapshot],
+) {
     let mut created = Vec::new();
     for (id, path, summary) in pending {
         match all.iter().find(|s| s.id.starts_with(id.as_str())) {
@@ -206,4 +235,23 @@ async fn resolve(ctx: &Ctx, report: &mut ResticReport, pending: &[(String, Strin
     // Folder snapshots were made first; keep that order ahead of the dumps in the report.
     created.append(&mut report.created);
     report.created = created;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tags_match;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|t| (*t).to_owned()).collect()
+    }
+
+    #[test]
+    fn the_local_tag_filter_reads_entries_as_alternatives_and_commas_as_all_of() {
+        assert!(tags_match(&[], &[]));
+        assert!(tags_match(&s(&["daily"]), &s(&["daily", "x"])));
+        assert!(!tags_match(&s(&["daily"]), &s(&["weekly"])));
+        assert!(tags_match(&s(&["weekly", "daily"]), &s(&["daily"])));
+        assert!(tags_match(&s(&["a,b"]), &s(&["b", "a"])));
+        assert!(!tags_match(&s(&["a,b"]), &s(&["a"])));
+    }
 }

@@ -49,6 +49,10 @@ pub enum Error {
         /// Cause.
         source: std::io::Error,
     },
+    /// The first call of the start-up (`restic unlock`) found no usable repository: wrong password, refused
+    /// access.
+    #[error("failed to open the repository: {0}")]
+    Open(#[source] ResticError),
     /// `restic init`.
     #[error("failed to initialise the repository: {0}")]
     Init(#[source] ResticError),
@@ -143,6 +147,7 @@ impl Error {
         match self {
             Error::InvalidConfig(_) => "InvalidConfig",
             Error::Prepare { .. } => "Prepare",
+            Error::Open(_) => "Open",
             Error::Init(_) => "Init",
             Error::AwaitRepository { .. } => "AwaitRepository",
             Error::ListSnapshots(_) => "ListSnapshots",
@@ -165,7 +170,8 @@ impl Error {
     pub fn is_permanent(&self) -> bool {
         match self {
             Error::InvalidConfig(_) | Error::NoSnapshot(_) | Error::Integrity { .. } => true,
-            Error::Init(e)
+            Error::Open(e)
+            | Error::Init(e)
             | Error::ListSnapshots(e)
             | Error::Prune(e)
             | Error::Check(e)

@@ -1,5 +1,7 @@
-//! The start-up sequence shared by every mode: sleep, client PEM, `init` if missing, stale-lock `unlock`,
-//! `snapshots` (which also proves the password and warms the cache).
+//! The start-up sequence shared by every mode: sleep, client PEM, stale-lock `unlock` (which also proves
+//! the repository exists and the password), `init` when the repository is missing, and for modes other than
+//! a plain backup a `snapshots` listing (which warms the cache). Each restic call re-opens the repository
+//! (~1 s on a remote one), so a backup makes only the one call before its own.
 
 use std::io::Write;
 
@@ -15,9 +17,18 @@ pub async fn prepare(ctx: &Ctx) -> Result<(), Error> {
         tracing::info!(seconds = ctx.cfg.sleep.as_secs(), "sleeping before start");
         tokio::time::sleep(ctx.cfg.sleep).await;
     }
-    init(ctx).await?;
-    unlock_stale(ctx).await;
-    list_snapshots(ctx, &ctx.cfg.filter(false)).await?;
+    if !ctx.cfg.await_repository.is_zero() {
+        await_repository(ctx, ctx.cfg.await_repository).await?;
+        unlock_stale(ctx).await?;
+    } else {
+        match unlock_stale(ctx).await {
+            Err(Error::Open(ResticError::RepositoryMissing { .. })) => init(ctx).await?,
+            other => other?,
+        }
+    }
+    if ctx.cfg.modes != [super::config::Mode::Backup] {
+        list_snapshots(ctx, &ctx.cfg.filter(false)).await?;
+    }
     Ok(())
 }
 
@@ -53,9 +64,6 @@ pub fn write_client_pem(
 const AWAIT_REPOSITORY_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 async fn init(ctx: &Ctx) -> Result<(), Error> {
-    if !ctx.cfg.await_repository.is_zero() {
-        return await_repository(ctx, ctx.cfg.await_repository).await;
-    }
     match ctx.runner.output(&ctx.cfg.globals.init()).await {
         Ok(_) => {
             tracing::info!("initialised a new repository");
@@ -100,10 +108,16 @@ fn already_initialised(e: &ResticError) -> bool {
         .is_some_and(|s| s.contains("already initialized") || s.contains("already exists"))
 }
 
-/// `restic unlock`: removes only locks restic itself considers stale. Failures are logged, not fatal.
-pub async fn unlock_stale(ctx: &Ctx) {
-    if let Err(e) = ctx.runner.output(&ctx.cfg.globals.unlock(false)).await {
-        tracing::warn!(error = %e, "failed to remove stale locks");
+/// `restic unlock`: removes only locks restic itself considers stale. A missing repository, a wrong password
+/// and other permanent failures are errors (`Error::Open`); anything else is logged, not fatal.
+pub async fn unlock_stale(ctx: &Ctx) -> Result<(), Error> {
+    match ctx.runner.output(&ctx.cfg.globals.unlock(false)).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_permanent() => Err(Error::Open(e)),
+        Err(e) => {
+            tracing::warn!(error = %e, "failed to remove stale locks");
+            Ok(())
+        }
     }
 }
 
