@@ -407,7 +407,7 @@ async fn a_job_told_to_await_the_repository_waits_for_its_init_instead_of_initia
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_folder_backup_calls_restic_three_times_and_a_new_repository_once_more() {
+async fn a_folder_backup_calls_restic_four_times() {
     use std::os::unix::fs::PermissionsExt;
     let repo = Repo::new();
     write(&repo.data().join("pvc-a/file.txt"), b"alpha");
@@ -435,18 +435,23 @@ async fn a_folder_backup_calls_restic_three_times_and_a_new_repository_once_more
         k8up::restic::run(args)
     };
 
-    // Each call re-opens the repository (about a second on a remote one): a backup makes one before its
-    // own and one listing after (ID resolution and the snapshot list share it).
+    // Each call that opens the repository costs about a second on a remote one: a backup makes `unlock`
+    // before its own and one listing after (ID resolution and the snapshot list share it); `init` stops at
+    // the config check of an existing repository.
     let first = run(&[]).await.unwrap();
     assert!(first.success);
     assert_eq!(
         calls(),
-        ["unlock", "init", "backup", "snapshots"],
+        ["init", "unlock", "backup", "snapshots"],
         "new repository"
     );
     let second = run(&["--tag", "daily"]).await.unwrap();
     assert!(second.success);
-    assert_eq!(calls(), ["unlock", "backup", "snapshots"], "existing repository");
+    assert_eq!(
+        calls(),
+        ["init", "unlock", "backup", "snapshots"],
+        "existing repository: init stops at its config check"
+    );
     assert_eq!(
         second.created.len(),
         1,

@@ -1,7 +1,7 @@
-//! The start-up sequence shared by every mode: sleep, client PEM, stale-lock `unlock` (which also proves
-//! the repository exists and the password), `init` when the repository is missing, and for modes other than
-//! a plain backup a `snapshots` listing (which warms the cache). Each restic call re-opens the repository
-//! (~1 s on a remote one), so a backup makes only the one call before its own.
+//! The start-up sequence shared by every mode: sleep, client PEM, `init` if missing (it stops at the config
+//! check of an existing repository), stale-lock `unlock` (which also proves the password), and for modes
+//! other than a plain backup a `snapshots` listing (which warms the cache). Each call that opens the
+//! repository costs ~1 s on a remote one, so a backup makes only `unlock` before its own.
 
 use std::io::Write;
 
@@ -21,10 +21,10 @@ pub async fn prepare(ctx: &Ctx) -> Result<(), Error> {
         await_repository(ctx, ctx.cfg.await_repository).await?;
         unlock_stale(ctx).await?;
     } else {
-        match unlock_stale(ctx).await {
-            Err(Error::Open(ResticError::RepositoryMissing { .. })) => init(ctx).await?,
-            other => other?,
-        }
+        // `init` first, even though an existing repository makes it fail: on S3 it also creates a missing
+        // bucket, where any other command retries forever.
+        init(ctx).await?;
+        unlock_stale(ctx).await?;
     }
     if ctx.cfg.modes != [super::config::Mode::Backup] {
         list_snapshots(ctx, &ctx.cfg.filter(false)).await?;

@@ -55,11 +55,15 @@ pub fn await_repository(jobs: &mut [Job]) {
         for container in &mut spec.containers {
             let env = container.env.get_or_insert_with(Vec::new);
             if !env.iter().any(|e| e.name == "K8UP_AWAIT_REPOSITORY") {
-                env.push(EnvVar {
-                    name: "K8UP_AWAIT_REPOSITORY".into(),
-                    value: Some(AWAIT_REPOSITORY.into()),
-                    value_from: None,
-                });
+                // First: K8up's convention keeps RESTIC_REPOSITORY the last variable.
+                env.insert(
+                    0,
+                    EnvVar {
+                        name: "K8UP_AWAIT_REPOSITORY".into(),
+                        value: Some(AWAIT_REPOSITORY.into()),
+                        value_from: None,
+                    },
+                );
             }
         }
     }
