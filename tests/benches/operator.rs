@@ -33,7 +33,7 @@
 use std::collections::HashSet;
 use std::fmt::Debug;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -50,6 +50,7 @@ use k8up::operator::settings::{OperatorArgs, OperatorSettings};
 use k8up::plugin::PluginPlanner;
 use k8up_tests::api::ApiConfig;
 use k8up_tests::cluster::{Sandbox, SandboxConfig, wait_for};
+use k8up_tests::operator_process::{BinarySource, Memory, OperatorProcess};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
@@ -657,146 +658,17 @@ fn next_minute(t: DateTime<Utc>) -> DateTime<Utc> {
 
 /// The `k8up` binary to measure, and where it was found.
 fn operator_binary() -> (PathBuf, &'static str) {
-    if let Some(p) = std::env::var_os("K8UP_BINARY") {
-        return (PathBuf::from(p), "$K8UP_BINARY");
-    }
-    // This bench runs as target/<profile dir>/deps/operator-<hash>.
-    let beside = std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.join("k8up")));
-    if let Some(p) = beside.filter(|p| p.exists()) {
-        return (p, "the bench's profile directory (bench/release profile)");
-    }
-    let debug = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/k8up");
-    if debug.exists() {
-        return (
-            debug,
+    match k8up_tests::operator_process::operator_binary() {
+        Some((p, BinarySource::Env)) => (p, "$K8UP_BINARY"),
+        Some((p, BinarySource::ProfileDir)) => (p, "the bench's profile directory (bench/release profile)"),
+        Some((p, BinarySource::Debug)) => (
+            p,
             "target/debug: a DEBUG build, not representative (build the bench profile: \
              `cargo build --workspace --profile bench --bin k8up`)",
-        );
-    }
-    panic!("no k8up binary: set K8UP_BINARY or run `cargo build --workspace --profile bench --bin k8up`");
-}
-
-/// Resident memory of a process, in bytes.
-#[derive(Debug, Clone, Copy)]
-struct Memory {
-    rss: u64,
-    /// The anonymous part of `rss` (heap and stacks; the rest is mapped files, mostly the binary).
-    anon: u64,
-    /// The peak of `rss`.
-    hwm: u64,
-}
-
-/// A `k8up operator` subprocess on the sandbox's kubeconfig.
-struct OperatorProcess {
-    child: tokio::process::Child,
-    pid: u32,
-    port: u16,
-    log: PathBuf,
-}
-
-impl OperatorProcess {
-    async fn start(binary: &Path, kubeconfig: &Path, log: PathBuf) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let out = std::fs::File::create(&log).unwrap();
-        let err = out.try_clone().unwrap();
-        let child = tokio::process::Command::new(binary)
-            .arg("operator")
-            .args(OPERATOR_FLAGS)
-            .arg("--enable-leader-election=false")
-            .arg(format!("--metrics-bindaddress=127.0.0.1:{port}"))
-            .env("KUBECONFIG", kubeconfig)
-            .stdin(std::process::Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("failed to start {}: {e}", binary.display()));
-        let pid = child.id().unwrap();
-        let process = OperatorProcess {
-            child,
-            pid,
-            port,
-            log,
-        };
-        process.wait_ready().await;
-        process
-    }
-
-    async fn wait_ready(&self) {
-        let ready = wait_for("the operator's /readyz", Duration::from_secs(120), || async {
-            Ok::<_, std::io::Error>(self.readyz().await.then_some(()))
-        })
-        .await;
-        if let Err(e) = ready {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            panic!("{e}\noperator log:\n{log}");
-        }
-    }
-
-    async fn readyz(&self) -> bool {
-        self.get("/readyz").await.is_some()
-    }
-
-    /// The body of a `200 OK` answer to `GET path` on the metrics port.
-    async fn get(&self, path: &str) -> Option<String> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .ok()?;
-        // HTTP/1.0: the answer is never chunked.
-        let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).await.ok()?;
-        let (head, body) = answer.split_once("\r\n\r\n")?;
-        let status = head.split(' ').nth(1)?;
-        (status == "200").then(|| body.to_string())
-    }
-
-    fn memory(&self) -> Memory {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                .unwrap_or_else(|| panic!("no {name} in /proc/{}/status", self.pid))
-                * 1024
-        };
-        Memory {
-            rss: field("VmRSS:"),
-            anon: field("RssAnon:"),
-            hwm: field("VmHWM:"),
-        }
-    }
-
-    /// The sum of `k8up_schedules_gauge` on `/metrics`: the scheduled actions in its Schedule cache.
-    async fn scheduled_actions(&self) -> Option<usize> {
-        let body = self.get("/metrics").await?;
-        let sum: f64 = body
-            .lines()
-            .filter(|l| l.starts_with("k8up_schedules_gauge{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum();
-        Some(sum as usize)
-    }
-
-    /// SIGINT (a clean stop), then SIGKILL if it does not exit within 10 s.
-    async fn stop(mut self) {
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.pid).unwrap());
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
-        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.child.kill().await;
-        }
+        ),
+        None => panic!(
+            "no k8up binary: set K8UP_BINARY or run `cargo build --workspace --profile bench --bin k8up`"
+        ),
     }
 }
 
@@ -836,7 +708,13 @@ async fn memory(sizes: Sizes) {
     // Idle: an empty cluster with the CRDs.
     let sb = sandbox(ApiConfig::default()).await;
     let start = Instant::now();
-    let operator = OperatorProcess::start(&binary, sb.kubeconfig_path(), logs.path().join("idle.log")).await;
+    let operator = OperatorProcess::start(
+        &binary,
+        sb.kubeconfig_path(),
+        &OPERATOR_FLAGS,
+        logs.path().join("idle.log"),
+    )
+    .await;
     let ready = start.elapsed();
     tokio::time::sleep(SETTLE).await;
     row("idle (empty cluster)", operator.memory(), ready);
@@ -857,8 +735,13 @@ async fn memory(sizes: Sizes) {
 
     // First start: it writes every Schedule's EffectiveSchedule and status.
     let start = Instant::now();
-    let operator =
-        OperatorProcess::start(&binary, sb.kubeconfig_path(), logs.path().join("loaded.log")).await;
+    let operator = OperatorProcess::start(
+        &binary,
+        sb.kubeconfig_path(),
+        &OPERATOR_FLAGS,
+        logs.path().join("loaded.log"),
+    )
+    .await;
     let schedules: Api<Schedule> = Api::all(client.clone());
     let synced = poll("every Schedule to be Ready", || async {
         let list = schedules.list(&ListParams::default()).await?;
@@ -891,8 +774,13 @@ async fn memory(sizes: Sizes) {
     // Restart on the same objects, all written already: it only reads. Synced when its Schedule cache
     // counts every scheduled action (three per Schedule).
     let start = Instant::now();
-    let operator =
-        OperatorProcess::start(&binary, sb.kubeconfig_path(), logs.path().join("restart.log")).await;
+    let operator = OperatorProcess::start(
+        &binary,
+        sb.kubeconfig_path(),
+        &OPERATOR_FLAGS,
+        logs.path().join("restart.log"),
+    )
+    .await;
     let synced = poll("the Schedule cache to hold every Schedule", || async {
         Ok((operator.scheduled_actions().await == Some(3 * n)).then_some(()))
     })

@@ -7,6 +7,7 @@ pub mod controllers;
 pub mod demo;
 pub mod kubelet;
 pub mod node;
+pub mod operator_process;
 pub mod pki;
 pub mod runtime;
 pub mod servers;
