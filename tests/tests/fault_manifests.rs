@@ -98,12 +98,6 @@ enum Expect {
         reason: &'static str,
         message: &'static str,
     },
-    /// Accepted, with no condition but a Warning Event of this reason whose note contains `note`. Only
-    /// ever expected of a `// DEFECT:` case (the outcome belongs in a condition).
-    Event {
-        reason: &'static str,
-        note: &'static str,
-    },
     /// Accepted and started: its Jobs are created. Only ever expected of a `// DEFECT:` case.
     Started,
     /// Accepted by the API server, but it does not decode as the operator's typed model (a typed list of
@@ -139,16 +133,6 @@ fn invalid_schedule(message: &'static str) -> Expect {
         type_: "Ready",
         status: "False",
         reason: "InvalidSchedule",
-        message,
-    }
-}
-
-/// `Completed=True` with the given reason.
-fn completed(reason: &'static str, message: &'static str) -> Expect {
-    Expect::Condition {
-        type_: "Completed",
-        status: "True",
-        reason,
         message,
     }
 }
@@ -377,9 +361,8 @@ fn cases() -> Vec<Case> {
             }, "restoreMethod": { "s3": s3_target() } } }),
             invalid("no S3 bucket"),
         ),
-        // DEFECT: a Schedule whose backend sets two storage types (CEL would refuse it on a cluster) is
-        // reported Ready=True "every schedule is valid"; the problem only shows on the Backup of the first
-        // tick (here: next New Year). The operator re-checks CEL rules for actions, not for Schedules.
+        // CEL refuses it on a cluster; the scheduler re-checks the spec of every object it would create
+        // (it used to report Ready=True, and the problem showed only on the first tick's Backup).
         case(
             "backend-schedule-two",
             json!({ "kind": "Schedule", "spec": {
@@ -390,12 +373,9 @@ fn cases() -> Vec<Case> {
                 },
                 "backup": { "schedule": "@yearly" },
             } }),
-            Expect::Condition {
-                type_: "Ready",
-                status: "True",
-                reason: "Scheduled",
-                message: "every schedule is valid",
-            },
+            invalid_schedule(
+                "backup: the Backup it would create is invalid: spec.backend: backend sets more than one storage type",
+            ),
         ),
         // --- negative keeps and history limits ---
         case(
@@ -576,8 +556,8 @@ fn cases() -> Vec<Case> {
             } } } }),
             invalid("carries credentials"),
         ),
-        // DEFECT: a restoreTimeFilter that can never match a snapshot time ("YYYY-MM-DD hh:mm:ss") is
-        // accepted and a restore Job is created; it then restores the latest snapshot instead.
+        // A restoreTimeFilter that can never match a snapshot time ("YYYY-MM-DD hh:mm:ss") would restore
+        // the latest snapshot instead.
         case(
             "restore-time-filter-words",
             json!({ "kind": "Restore", "spec": {
@@ -585,7 +565,7 @@ fn cases() -> Vec<Case> {
                 "restoreMethod": { "s3": s3_target() },
                 "restoreTimeFilter": "last tuesday",
             } }),
-            Expect::Started,
+            invalid("spec.restoreTimeFilter \"last tuesday\" can never match a snapshot time"),
         ),
         // --- huge strings ---
         case(
@@ -603,15 +583,14 @@ fn cases() -> Vec<Case> {
         case(
             "huge-tag-1mib",
             action("Backup", json!({ "tags": [huge('t', MIB)] })),
-            // DEFECT: the user's spec breaks the plugin host's plan policy, yet it is reported as a transient
-            // CreationFailed and retried with backoff forever, not as InvalidSpec waiting for a change.
-            creation_failed("rule plan-size: job backup-huge-tag-1mib-shared: an argument of 1048576 bytes"),
+            // Reported before planning (it used to break the plan policy's size limit, reported as a
+            // transient CreationFailed and retried forever).
+            invalid("spec.tags[0] is 1048576 bytes long"),
         ),
         case(
             "huge-cluster-name",
             action("Check", json!({ "clusterName": huge('c', 100 * KIB) })),
-            // DEFECT: as for huge-tag-1mib.
-            creation_failed("rule plan-size: job check-huge-cluster-name: an env var value of 102400 bytes"),
+            invalid("spec.clusterName is 102400 bytes long"),
         ),
         case(
             "huge-rest-url",
@@ -619,10 +598,9 @@ fn cases() -> Vec<Case> {
                 "repoPasswordSecretRef": { "name": "backup-repo", "key": "password" },
                 "rest": { "url": format!("http://{}:8000/", huge('h', 100 * KIB)) },
             } } }),
-            // DEFECT: a 100 KiB repository URL (its host alone is 100 KiB, no valid DNS name) is accepted
-            // and a Job is created with it in RESTIC_REPOSITORY (the host sets that variable, so the plan
-            // size limit does not apply).
-            Expect::Started,
+            // It used to reach a Job's RESTIC_REPOSITORY (the host sets that variable, so the plan size
+            // limit did not apply).
+            invalid("spec.backend.rest.url is 102413 bytes long"),
         ),
         case(
             "huge-pod-config-ref",
@@ -630,14 +608,9 @@ fn cases() -> Vec<Case> {
                 "Backup",
                 json!({ "podConfigRef": { "name": huge('n', 100 * KIB) } }),
             ),
-            // DEFECT: a podConfigRef name of 100 KiB (no valid object name) is not validated; reading the
-            // PodConfig fails in the client on every attempt (the URI is too long), and the Backup gets no
-            // condition, only Warning Events, retried forever.
-            Expect::Event {
-                reason: "Observe",
-                note: "failed to read podconfigs: Failed to build request: failed to build request: \
-                       uri too long",
-            },
+            // Reading such a PodConfig used to fail in the client on every attempt (the URI is too long),
+            // with only Warning Events.
+            invalid("spec.podConfigRef.name \"nnnn"),
         ),
         // --- unicode ---
         case(
@@ -665,16 +638,13 @@ fn cases() -> Vec<Case> {
         case(
             "unicode-nul-tag",
             action("Backup", json!({ "tags": ["daily\u{0}rm -rf"] })),
-            // DEFECT: a NUL byte in a tag is accepted and a Job is created whose restic argument holds it
-            // (no process can receive it; a container runtime refuses such an argument).
-            Expect::Started,
+            // No process can receive it (a container runtime refuses such an argument).
+            invalid("spec.tags[0] contains a NUL byte"),
         ),
         case(
             "unicode-nul-keep-tag",
             action("Prune", json!({ "retention": { "keepTags": ["a\u{0}b"] } })),
-            // DEFECT: a NUL byte in a keepTags entry is accepted and a Prune Job is created with it in
-            // KEEP_TAGS.
-            Expect::Started,
+            invalid("spec.retention.keepTags[0] contains a NUL byte"),
         ),
         // --- secret references ---
         case(
@@ -689,20 +659,17 @@ fn cases() -> Vec<Case> {
             json!({ "kind": "Backup", "spec": { "backend": {
                 "repoPasswordSecretRef": { "name": "", "key": "" }, "rest": { "url": GOOD_URL },
             } } }),
-            // DEFECT: the user's spec breaks the plugin host's plan policy, yet it is reported as a transient
-            // CreationFailed and retried with backoff forever, not as InvalidSpec waiting for a change.
-            creation_failed("RESTIC_PASSWORD reads key \"\", which is not a valid key"),
+            // (It used to break the plan policy: a CreationFailed retried forever.)
+            invalid("spec.backend.repoPasswordSecretRef.name is empty; name the Secret"),
         ),
         case(
             "secret-ref-empty-name",
             json!({ "kind": "Prune", "spec": { "backend": {
                 "repoPasswordSecretRef": { "name": "", "key": "password" }, "rest": { "url": GOOD_URL },
             } } }),
-            // DEFECT: an empty Secret name passes the operator and the plan policy (which check the key but
-            // not the name) and a Job referencing Secret "" is created. A real API server refuses that Job
-            // (`secretKeyRef.name: Invalid value`; then CreationFailed); the sandbox does not check env
-            // Secret references and stores it.
-            Expect::Started,
+            // A real API server refuses a Job referencing Secret "" (`secretKeyRef.name: Invalid value`); the
+            // operator reports it before creating one.
+            invalid("spec.backend.repoPasswordSecretRef.name is empty"),
         ),
         case(
             "secret-ref-bad-name",
@@ -710,8 +677,7 @@ fn cases() -> Vec<Case> {
                 "repoPasswordSecretRef": { "name": "Backup_Repo!", "key": "password" },
                 "rest": { "url": GOOD_URL },
             } } }),
-            // DEFECT: as for secret-ref-empty-name, with a Secret name that is no DNS subdomain.
-            Expect::Started,
+            invalid("spec.backend.repoPasswordSecretRef.name \"Backup_Repo!\" is not a valid Secret name"),
         ),
         case(
             "secret-ref-bad-key",
@@ -719,8 +685,7 @@ fn cases() -> Vec<Case> {
                 "repoPasswordSecretRef": { "name": "backup-repo", "key": "pass word" },
                 "rest": { "url": GOOD_URL },
             } } }),
-            // DEFECT: as for secret-ref-empty.
-            creation_failed("RESTIC_PASSWORD reads key \"pass word\", which is not a valid key"),
+            invalid("spec.backend.repoPasswordSecretRef.key \"pass word\" is not a valid Secret key"),
         ),
         case(
             "secret-ref-restore-s3-empty",
@@ -729,7 +694,7 @@ fn cases() -> Vec<Case> {
                 "accessKeyIDSecretRef": { "name": "", "key": "" },
                 "secretAccessKeySecretRef": { "name": "s3-credentials", "key": "password" },
             } } } }),
-            invalid("needs both name and key of a Secret"),
+            invalid("spec.restoreMethod.s3.accessKeyIDSecretRef.name is empty"),
         ),
         // --- resource quantities ---
         case(
@@ -738,16 +703,14 @@ fn cases() -> Vec<Case> {
                 "Backup",
                 json!({ "resources": { "limits": { "memory": "lots" } } }),
             ),
-            // DEFECT: the operator does not check quantities (the CRD cannot: they are int-or-string) and
-            // creates a Job with `memory: lots`; a real API server refuses that Job (then: CreationFailed),
-            // the sandbox does not check Job quantities and stores it.
-            Expect::Started,
+            // The CRD cannot check quantities (they are int-or-string); a real API server would refuse the
+            // Job, so the operator reports it first.
+            invalid("spec.resources.limits.memory: \"lots\" is not a Kubernetes quantity"),
         ),
         case(
             "quantity-negative",
             action("Check", json!({ "resources": { "requests": { "cpu": "-1" } } })),
-            // DEFECT: as above, with a negative cpu request.
-            Expect::Started,
+            invalid("spec.resources.requests.cpu: \"-1\" is not a Kubernetes quantity"),
         ),
         // --- label selectors ---
         case(
@@ -755,25 +718,27 @@ fn cases() -> Vec<Case> {
             json!({ "kind": "Backup", "spec": { "backend": good(), "labelSelectors": [
                 { "matchExpressions": [{ "key": "app", "operator": "Maybe", "values": ["db"] }] },
             ] } }),
-            // DEFECT: an unknown selector operator matches nothing, so the Backup "succeeds" with nothing
-            // backed up instead of reporting the selector.
-            completed("Succeeded", "nothing to back up"),
+            // It would match nothing: a Backup that "succeeds" with nothing backed up.
+            invalid(
+                "spec.labelSelectors[0].matchExpressions[0].operator \"Maybe\" is not a selector operator",
+            ),
         ),
         case(
             "selector-in-without-values",
             json!({ "kind": "Backup", "spec": { "backend": good(), "labelSelectors": [
                 { "matchExpressions": [{ "key": "app", "operator": "In", "values": [] }] },
             ] } }),
-            // DEFECT: `In` without values (invalid in Kubernetes) matches nothing: a silent empty backup.
-            completed("Succeeded", "nothing to back up"),
+            // Invalid in Kubernetes; it would match nothing.
+            invalid(
+                "spec.labelSelectors[0].matchExpressions[0]: the operator \"In\" needs at least one value",
+            ),
         ),
         case(
             "selector-bad-label-value",
             json!({ "kind": "Backup", "spec": { "backend": good(), "labelSelectors": [
                 { "matchLabels": { "app": "🚀 rocket" } },
             ] } }),
-            // DEFECT: a label value no object can carry matches nothing: a silent empty backup.
-            completed("Succeeded", "nothing to back up"),
+            invalid("spec.labelSelectors[0].matchLabels.app: \"🚀 rocket\" is not a label value"),
         ),
         case(
             "selector-no-operator",
@@ -786,14 +751,12 @@ fn cases() -> Vec<Case> {
         case(
             "podconfig-containers-string",
             json!({ "kind": "PodConfig", "spec": { "template": { "spec": { "containers": "main" } } } }),
-            // DEFECT: the template is kept as written (preserve-unknown-fields), so the API server takes it;
-            // the operator cannot read it back as a PodConfig, and the Backup using it gets no condition,
-            // only a Warning Event per retry.
-            Expect::Event {
-                reason: "Observe",
-                note: "failed to read podconfigs: Error deserializing response: \
-                       invalid type: string \"main\"",
-            },
+            // The template is kept as written (preserve-unknown-fields), so the API server takes it; the
+            // operator cannot read it back as a PodConfig and says so on the Backup using it (it used to
+            // show only in Warning Events).
+            creation_failed(
+                "failed to read podconfigs: Error deserializing response: invalid type: string \"main\"",
+            ),
         )
         .probe(backup_with_pod_config("podconfig-containers-string")),
         case(
@@ -826,14 +789,13 @@ fn cases() -> Vec<Case> {
         case(
             "prebackuppod-no-image",
             pre_backup_pod(json!({ "spec": { "containers": [{ "name": "mysql" }] } })),
-            // DEFECT: the pre-backup Deployment is refused on every attempt; the Backup gets no condition,
-            // only Warning Events.
-            Expect::Event {
-                reason: "PreBackup",
-                note: "failed to create pre-backup deployment prebackuppod-no-image-prebackuppod-no-image: \
-                       Deployment.apps \"prebackuppod-no-image-prebackuppod-no-image\" is invalid: \
-                       spec.template.spec.containers[0].image: Required value",
-            },
+            // The pre-backup Deployment is refused on every attempt; the Backup says why (it used to show
+            // only in Warning Events).
+            creation_failed(
+                "failed to create pre-backup deployment prebackuppod-no-image-prebackuppod-no-image: \
+                 Deployment.apps \"prebackuppod-no-image-prebackuppod-no-image\" is invalid: \
+                 spec.template.spec.containers[0].image: Required value",
+            ),
         )
         .probe(backup_of_namespace())
         .in_namespace("fault-pbp-no-image"),
@@ -886,9 +848,9 @@ fn cases() -> Vec<Case> {
                 "rest": { "url": GOOD_URL },
                 "volumeMounts": [{ "name": "ghost", "mountPath": "/certs" }],
             } } }),
-            // DEFECT: as for huge-tag-1mib.
-            creation_failed(
-                "rule declared-volume: job check-volume-mount-undeclared: mounts volume \"ghost\"",
+            // (It used to break the plan policy: a CreationFailed retried forever.)
+            invalid(
+                "spec.backend.volumeMounts[0] mounts the volume \"ghost\", which spec.volumes does not declare",
             ),
         ),
         case(
@@ -920,20 +882,18 @@ fn cases() -> Vec<Case> {
         )
         .in_namespace("fault-unreadable-schedule"),
         case(
-            "unreadable-keeplast-overflow",
+            "int32-keeplast-overflow",
             action("Prune", json!({ "retention": { "keepLast": 4_294_967_296_u64 } })),
-            // DEFECT (schema): the schema says `format: int32` but nothing bounds the value (the sandbox ignores
-            // formats; whether a real API server bounds int32 is not verified here); the operator's i32
-            // cannot hold it, so it is reported rather than refused. A `maximum` in the schema would refuse
-            // it everywhere.
-            Expect::Unreadable("invalid value: integer `4294967296`, expected i32"),
+            // `format: int32` alone bounds nothing everywhere (it used to be stored, then no typed list of
+            // Prunes could read it); every int32 field of the CRDs carries an i32 `maximum`.
+            Expect::Rejected("spec.retention.keepLast in body should be less than or equal to 2147483647"),
         )
         .in_namespace("fault-unreadable-prune"),
         case(
-            "unreadable-keepjobs-overflow",
+            "int32-keepjobs-overflow",
             action("Check", json!({ "keepJobs": 3_000_000_000_u64 })),
-            // DEFECT (schema): as above, for a history limit of a Check.
-            Expect::Unreadable("invalid value: integer `3000000000`, expected i32"),
+            // As above, for a history limit of a Check.
+            Expect::Rejected("spec.keepJobs in body should be less than or equal to 2147483647"),
         )
         .in_namespace("fault-unreadable-check"),
         case(
@@ -1043,14 +1003,15 @@ struct Seen {
     events: Vec<(String, String, String)>,
 }
 
-async fn seen(client: &Client, w: &Watched) -> Seen {
+/// The object's status, and with `events` the Events about it (for a failure report).
+async fn seen(client: &Client, w: &Watched, with_events: bool) -> Seen {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), w.ns, &resource(&w.kind));
     let status = match api.get_opt(&w.name).await {
         Ok(Some(o)) => o.data.get("status").cloned().unwrap_or(Value::Null),
         _ => Value::Null,
     };
     let mut events = Vec::new();
-    if matches!(w.expect, Expect::Event { .. }) {
+    if with_events {
         let list = Api::<Event>::namespaced(client.clone(), w.ns)
             .list(&ListParams::default())
             .await
@@ -1091,14 +1052,6 @@ fn satisfied(seen: &Seen, expect: &Expect) -> bool {
                 && c["reason"] == *reason
                 && c["message"].as_str().is_some_and(|m| m.contains(message))
         }),
-        // Only while there is no condition: once the outcome is reported in one, the case needs updating.
-        Expect::Event { reason, note } => {
-            conditions().next().is_none()
-                && seen
-                    .events
-                    .iter()
-                    .any(|(t, r, n)| t == "Warning" && r == reason && n.contains(note))
-        }
     }
 }
 
@@ -1106,12 +1059,12 @@ fn satisfied(seen: &Seen, expect: &Expect) -> bool {
 async fn settle(client: &Client, w: &Watched) -> Result<(), Seen> {
     let deadline = tokio::time::Instant::now() + LIMIT;
     loop {
-        let seen = seen(client, w).await;
+        let seen = seen(client, w, false).await;
         if satisfied(&seen, &w.expect) {
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(seen);
+            return Err(self::seen(client, w, true).await);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -23,7 +23,9 @@ mod validation;
 
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
+};
 use kube::CustomResourceExt;
 
 pub use archive::{Archive, ArchiveSpec};
@@ -61,7 +63,7 @@ const GENERATED_HEADER: &str =
 
 /// Every CRD of the project, in a stable order (Schedule first, Snapshot last).
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![
+    let mut crds = vec![
         Schedule::crd(),
         EffectiveSchedule::crd(),
         Backup::crd(),
@@ -72,7 +74,43 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         PreBackupPod::crd(),
         PodConfig::crd(),
         Snapshot::crd(),
-    ]
+    ];
+    for crd in &mut crds {
+        for version in &mut crd.spec.versions {
+            if let Some(schema) = version
+                .schema
+                .as_mut()
+                .and_then(|s| s.open_api_v3_schema.as_mut())
+            {
+                bound_int32(schema);
+            }
+        }
+    }
+    crds
+}
+
+/// Gives every `format: int32` integer the bounds of an i32 where it has none: `format` alone bounds nothing
+/// everywhere (a larger value would be stored, and then no typed list of the kind could read it).
+fn bound_int32(schema: &mut JSONSchemaProps) {
+    if schema.type_.as_deref() == Some("integer") && schema.format.as_deref() == Some("int32") {
+        schema.minimum.get_or_insert(f64::from(i32::MIN));
+        schema.maximum.get_or_insert(f64::from(i32::MAX));
+    }
+    for child in schema.properties.iter_mut().flat_map(|p| p.values_mut()) {
+        bound_int32(child);
+    }
+    if let Some(JSONSchemaPropsOrArray::Schema(items)) = schema.items.as_mut() {
+        bound_int32(items);
+    }
+    if let Some(JSONSchemaPropsOrArray::Schemas(items)) = schema.items.as_mut() {
+        items.iter_mut().for_each(bound_int32);
+    }
+    if let Some(JSONSchemaPropsOrBool::Schema(extra)) = schema.additional_properties.as_mut() {
+        bound_int32(extra);
+    }
+    for list in [&mut schema.all_of, &mut schema.any_of, &mut schema.one_of] {
+        list.iter_mut().flatten().for_each(bound_int32);
+    }
 }
 
 /// One CRD as a YAML document (without header or `---` separator).

@@ -7,6 +7,7 @@ pub mod driver;
 pub mod http;
 pub mod kinds;
 pub mod leader;
+pub mod lint;
 pub mod metrics;
 pub mod schedule;
 pub mod scheduler;

@@ -159,6 +159,25 @@ pub fn action_spec(spec: &ScheduleSpec, job_type: JobType) -> Result<Value, serd
     Ok(Value::Object(sub))
 }
 
+/// What the operator would report about the spec of the object one action of `spec` creates: the rules
+/// the CRD states as CEL for its backend (not evaluated by every API server) and [`super::lint::spec`].
+pub fn spec_problems(spec: &ScheduleSpec, job_type: JobType) -> Vec<String> {
+    let merged = match action_spec(spec, job_type) {
+        Ok(merged) => merged,
+        Err(e) => return vec![format!("its spec does not serialise: {e}")],
+    };
+    let mut problems = Vec::new();
+    match merged.get("backend").filter(|b| !b.is_null()) {
+        None => {}
+        Some(backend) => match serde_json::from_value::<crate::crd::Backend>(backend.clone()) {
+            Ok(backend) => problems.extend(backend.validate().err().map(|e| format!("spec.backend: {e}"))),
+            Err(e) => problems.push(format!("spec.backend: {e}")),
+        },
+    }
+    problems.extend(super::lint::spec(&merged));
+    problems
+}
+
 fn owner(schedule: &Schedule) -> Option<OwnerReference> {
     schedule.controller_owner_ref(&())
 }
@@ -267,6 +286,16 @@ pub async fn reconcile(schedule: Arc<Schedule>, ctx: Arc<Context>) -> Result<Act
                 continue;
             }
         };
+        let invalid = spec_problems(&schedule.spec, job_type);
+        if !invalid.is_empty() {
+            // Not scheduled: every object it created would fail the same way.
+            problems.push(format!(
+                "{job_type}: the {} it would create is invalid: {}",
+                job_type.kind(),
+                invalid.join("; ")
+            ));
+            continue;
+        }
         let mut entry = previous
             .iter()
             .find(|e| e.job_type == job_type)

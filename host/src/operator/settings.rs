@@ -16,7 +16,7 @@ pub use args::{
     AnnotationArgs, ConcurrencyArgs, GlobalRepositoryArgs, HistoryArgs, JobArgs, LeaderElectionArgs,
     MetricsArgs, OperatorArgs, PluginArgs, ResourceArgs, RestoreTargetArgs, SchedulingArgs,
 };
-pub use parse::{redact_url, redact_url_text};
+pub use parse::{quantity, redact_url, redact_url_text};
 pub use secret::{REDACTED, Secret};
 pub use validated::{
     Annotations, ConcurrencyLimits, GlobalRepository, HistoryLimits, InvalidSetting, JobDefaults,

@@ -164,6 +164,10 @@ impl Error {
             if let Some(e) = s.downcast_ref::<kube::Error>() {
                 return match e {
                     kube::Error::Api(status) => matches!(status.code, 409 | 429 | 500 | 502 | 503 | 504),
+                    // An answer that does not decode (an object the API server stores but the typed model
+                    // cannot read) or a request that cannot be built (a name too long for a URI) fails the
+                    // same way every time.
+                    kube::Error::SerdeError(_) | kube::Error::BuildRequest(_) => false,
                     _ => true,
                 };
             }
@@ -378,6 +382,29 @@ async fn write_status<K: ActionKind>(client: &Client, object: &K, status: &Statu
     Ok(())
 }
 
+/// A failure before any Job was created that retrying will not clear (a PodConfig that does not decode, a
+/// pre-backup Deployment the API server refuses): shown as `Ready=False/CreationFailed` with its cause, so
+/// the user sees it on the object and not only in Events. The error is returned for the retry policy.
+async fn unstarted_failure<K: ActionKind>(
+    object: &K,
+    ctx: &Context,
+    previous: &Status,
+    action: &ValidatedAction,
+    error: Error,
+) -> Error {
+    if previous.started || error.is_transient() {
+        return error;
+    }
+    let outcome = Outcome::CreationFailed(error_chain(&error));
+    let next = status::next_status(previous, &outcome, action.generation, &now());
+    if next != *previous
+        && let Err(e) = write_status(&ctx.client, object, &next).await
+    {
+        return e;
+    }
+    error
+}
+
 async fn reconcile_inner<K: ActionKind>(object: &Arc<K>, ctx: &Context) -> Result<Action, Error> {
     if object.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
@@ -402,7 +429,7 @@ async fn reconcile_inner<K: ActionKind>(object: &Arc<K>, ctx: &Context) -> Resul
     };
 
     // observe (API reads)
-    let observed = observe::observe(
+    let observed = match observe::observe(
         &ctx.client,
         object.as_ref(),
         observe::Wants {
@@ -410,7 +437,11 @@ async fn reconcile_inner<K: ActionKind>(object: &Arc<K>, ctx: &Context) -> Resul
             reports: true,
         },
     )
-    .await?;
+    .await
+    {
+        Ok(observed) => observed,
+        Err(e) => return Err(unstarted_failure(object.as_ref(), ctx, &previous, &action, e).await),
+    };
 
     // concurrency: an action that may not start yet waits before anything is started for it.
     if !previous.started
@@ -437,13 +468,16 @@ async fn reconcile_inner<K: ActionKind>(object: &Arc<K>, ctx: &Context) -> Resul
                 .iter()
                 .map(|p| prebackup::deployment_name(&action.name, &p.name_any()))
                 .collect();
-            apply::ensure_pre_backup_deployments(
+            if let Err(e) = apply::ensure_pre_backup_deployments(
                 &ctx.client,
                 &action,
                 &chosen,
                 &observed.pre_backup_deployments,
             )
-            .await?;
+            .await
+            {
+                return Err(unstarted_failure(object.as_ref(), ctx, &previous, &action, e).await);
+            }
             match prebackup::readiness(&expected, &observed.pre_backup_deployments) {
                 prebackup::Readiness::Waiting { pending, total } => {
                     let mut next = previous.clone();
@@ -857,6 +891,11 @@ mod tests {
             source: kube::Error::LinesCodecMaxLineLengthExceeded,
         };
         assert!(lost.is_transient());
+        let undecodable = Error::Observe {
+            what: "podconfigs",
+            source: kube::Error::SerdeError(serde_json::from_str::<u32>("\"main\"").unwrap_err()),
+        };
+        assert!(!undecodable.is_transient());
         assert!(!Error::JobConflict { name: "x".into() }.is_transient());
         assert!(!Error::Plan(PlanError::InvalidSpec("bad".into())).is_transient());
     }

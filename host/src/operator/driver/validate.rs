@@ -117,6 +117,8 @@ pub fn validate<K: ActionKind>(
         problems.push(format!("spec.backend: {e}"));
     }
     problems.extend(object.check_spec().into_iter().map(|e| e.to_string()));
+    let spec = object.spec_json();
+    problems.extend(crate::operator::lint::spec(&spec));
     let repository = match repository::resolve(runnable.backend.as_ref(), &settings.repository) {
         Ok(r) => Some(r),
         Err(e) => {
@@ -157,7 +159,7 @@ pub fn validate<K: ActionKind>(
         labels: meta.labels.clone().unwrap_or_default(),
         annotations: meta.annotations.clone().unwrap_or_default(),
         owner,
-        spec: object.spec_json(),
+        spec,
         runnable,
         repository,
         history,
