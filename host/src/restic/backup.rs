@@ -6,7 +6,7 @@ use std::path::Path;
 use chrono::Utc;
 
 use super::exec::{self, PodSelection};
-use super::json::{BackupMessage, BackupSummary};
+use super::json::{BackupMessage, BackupSummary, Snapshot};
 use super::notify::BackupStats;
 use super::report::{ReportSnapshot, ResticReport};
 use super::{Ctx, Error, startup};
@@ -38,11 +38,16 @@ pub async fn run(ctx: &Ctx, report: &mut ResticReport) -> Result<(), Error> {
     // Folder snapshots are first recorded with restic's (possibly short) ID and resolved in one listing at
     // the end, also when a later step fails: snapshots that exist must be reported either way.
     let mut pending: Vec<(String, String, BackupSummary)> = Vec::new();
-    let result = run_inner(ctx, report, &mounted, &mut pending).await;
+    let mut last_listing = None;
+    let result = run_inner(ctx, report, &mounted, &mut pending, &mut last_listing).await;
     // One listing of this namespace's snapshots serves both the ID resolution and the snapshot list the
-    // webhook and metrics get (each restic call re-opens the repository: ~1 s on a remote one); a second
-    // one is made only when `--hostnameFilter` widens the list beyond this namespace.
-    let by_host = startup::list_snapshots(ctx, &host_filter(ctx)).await;
+    // webhook and metrics get (each restic call re-opens the repository: ~1 s on a remote one): the one the
+    // last dump made when it was the last thing stored, else a new one; a second one is made only when
+    // `--hostnameFilter` widens the list beyond this namespace.
+    let by_host = match last_listing {
+        Some(listing) => Ok(listing),
+        None => startup::list_snapshots(ctx, &host_filter(ctx)).await,
+    };
     if !pending.is_empty() {
         resolve(ctx, report, &pending, by_host.as_deref().unwrap_or_default());
     }
@@ -83,6 +88,7 @@ async fn run_inner(
     report: &mut ResticReport,
     mounted: &[String],
     pending: &mut Vec<(String, String, BackupSummary)>,
+    last_listing: &mut Option<Vec<Snapshot>>,
 ) -> Result<(), Error> {
     for name in mounted {
         let path = ctx.cfg.backup_dir.join(name).display().to_string();
@@ -127,6 +133,8 @@ async fn run_inner(
         )
         .await?;
         tracing::info!(snapshot = %dump.snapshot.short_id(), bytes = dump.bytes, sha256 = %dump.sha256, "dump stored");
+        // Folder backups come first, so the listing after the last dump holds every snapshot of this run.
+        *last_listing = Some(dump.host_snapshots.clone());
         report.created.push(ReportSnapshot::from_snapshot(&dump.snapshot));
         let mut summary = dump.summary.clone();
         summary.snapshot_id = Some(dump.snapshot.id.clone());
@@ -211,7 +219,7 @@ fn resolve(
     ctx: &Ctx,
     report: &mut ResticReport,
     pending: &[(String, String, BackupSummary)],
-    all: &[super::json::Snapshot],
+    all: &[Snapshot],
 ) {
     let mut created = Vec::new();
     for (id, path, summary) in pending {

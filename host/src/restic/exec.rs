@@ -125,6 +125,10 @@ pub struct DumpResult {
     pub sha256: String,
     /// restic's summary.
     pub summary: BackupSummary,
+    /// Every snapshot of the host, listed after the re-tag (to find the re-tagged one): the caller's
+    /// snapshot list when nothing was stored after this dump, which saves a listing (each re-opens the
+    /// repository).
+    pub host_snapshots: Vec<Snapshot>,
 }
 
 /// Streams `source` into `restic backup --stdin`, counting and hashing. The snapshot is committed only when
@@ -225,37 +229,39 @@ where
         )),
         (Ok(_), Some(_)) => None,
     };
-    let full = match &snapshot_id {
-        Some(id) => find_snapshot(runner, globals, &opts.host, filename, id).await,
-        None => None,
-    };
+    // restic's ID (possibly short) is enough for `tag` and `forget`, which take prefixes; the one listing
+    // after the re-tag finds the full snapshot (each restic call re-opens the repository).
     if let Some(message) = problem {
-        if let Some(s) = &full {
-            withdraw(runner, globals, &s.id).await;
+        if let Some(id) = &snapshot_id {
+            withdraw(runner, globals, id).await;
         }
         return Err(fail(message));
     }
-    let Some(snapshot) = full else {
-        return Err(fail(format!(
-            "restic reported snapshot {snapshot_id:?} but it is not in the repository"
-        )));
+    let Some(id) = snapshot_id else {
+        return Err(fail("restic reported no snapshot ID".to_owned()));
     };
     let add = vec![
         format!("{DUMP_BYTES_TAG}{bytes}"),
         format!("{DUMP_SHA256_TAG}{sha256}"),
     ];
     if let Err(e) = runner
-        .output(&globals.tag(&snapshot.id, &add, &[DUMP_PENDING_TAG.to_owned()]))
+        .output(&globals.tag(&id, &add, &[DUMP_PENDING_TAG.to_owned()]))
         .await
     {
-        withdraw(runner, globals, &snapshot.id).await;
+        withdraw(runner, globals, &id).await;
         return Err(fail(format!("failed to record the dump digest: {e}")));
     }
-    let retagged = find_retagged(runner, globals, &opts.host, filename, &snapshot.id).await;
+    let host_snapshots = list(runner, globals, &opts.host).await;
+    let retagged = host_snapshots
+        .iter()
+        .find(|s| {
+            s.original.as_deref().is_some_and(|o| o.starts_with(&id)) && s.paths.iter().any(|p| p == filename)
+        })
+        .cloned();
     let Some(snapshot) = retagged else {
         return Err(fail(format!(
             "the re-tagged snapshot replacing {} was not found",
-            snapshot.short_id()
+            &id[..id.len().min(8)]
         )));
     };
     let summary = summary.unwrap_or_default();
@@ -264,14 +270,15 @@ where
         bytes,
         sha256,
         summary,
+        host_snapshots,
     })
 }
 
-async fn list(runner: &Runner, globals: &Globals, host: &str, path: &str) -> Vec<Snapshot> {
+/// Every snapshot of `host`.
+async fn list(runner: &Runner, globals: &Globals, host: &str) -> Vec<Snapshot> {
     let filter = super::command::SnapshotFilter {
         hosts: vec![host.to_owned()],
-        tags: vec![],
-        paths: vec![path.to_owned()],
+        ..Default::default()
     };
     match runner.output(&globals.snapshots(&filter)).await {
         Ok(out) => serde_json::from_str(out.stdout.trim()).unwrap_or_default(),
@@ -280,32 +287,6 @@ async fn list(runner: &Runner, globals: &Globals, host: &str, path: &str) -> Vec
             Vec::new()
         }
     }
-}
-
-async fn find_snapshot(
-    runner: &Runner,
-    globals: &Globals,
-    host: &str,
-    path: &str,
-    id_prefix: &str,
-) -> Option<Snapshot> {
-    list(runner, globals, host, path)
-        .await
-        .into_iter()
-        .find(|s| s.id.starts_with(id_prefix))
-}
-
-async fn find_retagged(
-    runner: &Runner,
-    globals: &Globals,
-    host: &str,
-    path: &str,
-    old_id: &str,
-) -> Option<Snapshot> {
-    list(runner, globals, host, path)
-        .await
-        .into_iter()
-        .find(|s| s.original.as_deref() == Some(old_id))
 }
 
 async fn withdraw(runner: &Runner, globals: &Globals, id: &str) {
