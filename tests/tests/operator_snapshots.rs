@@ -4,10 +4,17 @@
 
 mod operator_common;
 
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use k8s_openapi::api::batch::v1::Job;
 use k8up::crd::{Backup, Prune, Snapshot};
+use k8up::operator::Controllers;
+use k8up::operator::driver::{JobPlan, PlanError, PlanRequest, Planner};
+use k8up::operator::metrics::Metrics;
 use k8up_tests::cluster::wait_for;
 use kube::api::PostParams;
-use kube::{Api, Client};
+use kube::{Api, Client, Resource};
 use operator_common::*;
 use serde_json::json;
 
@@ -108,6 +115,82 @@ async fn the_snapshot_sync_is_skipped_when_the_operator_is_told_to() {
     wait_status(&backups, "no-sync", "the backup to finish", |s| s.finished).await;
     let snapshots: Api<Snapshot> = Api::namespaced(c.clone(), "default");
     assert!(snapshots.get_opt("11111111").await.unwrap().is_none());
+    operator.shutdown().await;
+    sb.shutdown().await;
+}
+
+/// The test planner, but it plans only once the Job `job` has finished: the Job an earlier operator created
+/// finishes between the operator's reads and its (idempotent) create.
+struct PlansAfterTheJobFinished {
+    inner: ScriptPlanner,
+    client: Client,
+    job: String,
+}
+
+impl Planner for PlansAfterTheJobFinished {
+    fn plan<'a>(&'a self, request: PlanRequest<'a>) -> BoxFuture<'a, Result<JobPlan, PlanError>> {
+        Box::pin(async move {
+            let jobs: Api<Job> = Api::namespaced(self.client.clone(), "default");
+            wait_for("the adopted job to finish", LIMIT, || async {
+                let job = jobs.get(&self.job).await?;
+                let done = job.status.and_then(|s| s.succeeded).unwrap_or(0) > 0;
+                Ok::<_, kube::Error>(done.then_some(()))
+            })
+            .await
+            .unwrap();
+            self.inner.plan(request).await
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_finishes_while_a_restarted_operator_adopts_it_still_gets_its_snapshots() {
+    // Found by the SIGKILL fault suite: the operator died after creating the Job and before writing
+    // `started`; the next one read the Job as running, and it finished before the create found it again,
+    // so the Backup was Completed without reading the Job's report (no Snapshot resource).
+    let sb = sandbox().await;
+    let c = sb.client();
+    bound_pvc(&c, "default", "data").await;
+    let report = json!({ "created": [{ "id": ID_1, "paths": ["/data/data"], "host": "default" }] });
+    let script = format!("sleep 1; {}", reporting(&report));
+    create(&c, "Backup", "adopted", &script).await;
+    let backups: Api<Backup> = Api::namespaced(c.clone(), "default");
+    let backup = backups.get("adopted").await.unwrap();
+    let mut job: Job = serde_json::from_value(json!({
+        "metadata": {
+            "name": "backup-adopted-0",
+            "labels": { "k8upjob": "true", "k8up.io/type": "backup", "k8up.io/owned-by": "backup_adopted" },
+        },
+        "spec": { "backoffLimit": 0, "template": { "spec": {
+            "restartPolicy": "Never",
+            "containers": [{ "name": "main", "image": "busybox", "command": ["sh", "-c", script] }],
+        }}},
+    }))
+    .unwrap();
+    job.metadata.owner_references = backup.controller_owner_ref(&()).map(|o| vec![o]);
+    let jobs: Api<Job> = Api::namespaced(c.clone(), "default");
+    jobs.create(&PostParams::default(), &job).await.unwrap();
+
+    let planner = PlansAfterTheJobFinished {
+        inner: ScriptPlanner::default(),
+        client: c.clone(),
+        job: "backup-adopted-0".into(),
+    };
+    let operator = Controllers::start(
+        c.clone(),
+        Arc::new(settings(&[])),
+        Arc::new(planner),
+        Arc::new(Metrics::new()),
+    );
+    let status = wait_status(&backups, "adopted", "the backup to finish", |s| s.finished).await;
+    assert!(has(&status, "Completed", "True", "Succeeded"), "{status:?}");
+    let snapshots: Api<Snapshot> = Api::namespaced(c.clone(), "default");
+    let synced = snapshots.get_opt("11111111").await.unwrap();
+    assert!(
+        synced.is_some_and(|s| s.spec.id.as_deref() == Some(ID_1)),
+        "the adopted Job's report must become a Snapshot resource"
+    );
+    assert_eq!(jobs.list(&Default::default()).await.unwrap().items.len(), 1);
     operator.shutdown().await;
     sb.shutdown().await;
 }

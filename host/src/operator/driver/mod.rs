@@ -595,6 +595,10 @@ async fn reconcile_inner<K: ActionKind>(object: &Arc<K>, ctx: &Context) -> Resul
             match created {
                 Ok(stored) => {
                     let names: Vec<String> = stored.iter().filter_map(|j| j.metadata.name.clone()).collect();
+                    let observed_done = observed.reports_read
+                        && stored
+                            .iter()
+                            .all(|j| observed.jobs.iter().any(|o| o.metadata.name == j.metadata.name));
                     publish(
                         &ctx.recorder,
                         &object.object_ref(&()),
@@ -603,7 +607,24 @@ async fn reconcile_inner<K: ActionKind>(object: &Arc<K>, ctx: &Context) -> Resul
                         format!("started {} job(s): {}", names.len(), names.join(", ")),
                     )
                     .await;
-                    status::outcome_from_jobs(&action.owned_by, &stored)
+                    match status::outcome_from_jobs(&action.owned_by, &stored) {
+                        // An earlier attempt created these Jobs and they finished after `observe` read
+                        // them as running, so their reports were not read: finishing now would skip the
+                        // snapshot sync. Record the start; the next pass reads the reports and finishes.
+                        Outcome::Succeeded(m) | Outcome::Failed(m) if !observed_done => {
+                            let next = status::next_status(
+                                &previous,
+                                &Outcome::Running(m),
+                                action.generation,
+                                &now(),
+                            );
+                            if next != previous {
+                                write_status(&ctx.client, object.as_ref(), &next).await?;
+                            }
+                            return Ok(Action::requeue(Duration::ZERO));
+                        }
+                        outcome => outcome,
+                    }
                 }
                 Err(e) => {
                     let outcome = Outcome::CreationFailed(error_chain(&e));

@@ -34,6 +34,8 @@ pub struct Observed {
     pub reports: Vec<(String, String)>,
     /// Snapshot resources of the namespace (read together with `reports`).
     pub snapshots: Vec<Snapshot>,
+    /// Whether `reports` were read (every Job in `jobs` had finished).
+    pub reports_read: bool,
 }
 
 /// What the observe step should read besides the Jobs.
@@ -154,6 +156,7 @@ pub async fn observe<K: ActionKind>(client: &Client, object: &K, wants: Wants) -
         !observed.jobs.is_empty() && observed.jobs.iter().all(|j| job_state(j) != JobState::Running);
     // Reports of every kind: a failed run's report says why, which the status quotes.
     if wants.reports && all_done {
+        observed.reports_read = true;
         let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
         for job in &observed.jobs {
             let job_name = job.metadata.name.clone().unwrap_or_default();
