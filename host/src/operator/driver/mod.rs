@@ -357,6 +357,19 @@ pub async fn publish_event(
     reason: &str,
     note: String,
 ) {
+    // Events are a person's record of what happened to an object; the log keeps the same lines (per
+    // object, in order) for whoever reads the operator's log instead. Notes never hold secrets.
+    let level_warn = matches!(type_, EventType::Warning);
+    let (kind, namespace, name) = (
+        reference.kind.as_deref().unwrap_or_default(),
+        reference.namespace.as_deref().unwrap_or_default(),
+        reference.name.as_deref().unwrap_or_default(),
+    );
+    if level_warn {
+        tracing::warn!(kind, namespace, name, reason, note = %note, "event");
+    } else {
+        tracing::info!(kind, namespace, name, reason, note = %note, "event");
+    }
     let event = Event {
         type_,
         reason: reason.to_string(),
@@ -654,6 +667,14 @@ async fn reconcile_inner<K: ActionKind>(object: &Arc<K>, ctx: &Context) -> Resul
                 &observed.snapshots,
             );
             apply::apply_snapshots(&ctx.client, &action.namespace, &changes).await?;
+            tracing::info!(
+                namespace = %action.namespace,
+                name = %action.name,
+                reports = reports.len(),
+                created = changes.create.len(),
+                deleted = changes.delete.len(),
+                "snapshot resources synced"
+            );
         }
     }
 
