@@ -211,20 +211,7 @@ async fn a_job_created_before_a_crash_is_adopted_instead_of_duplicated() {
     bound_pvc(&c, "default", "data").await;
     // The previous operator created the Job but died before it wrote `started`.
     let backup = create_backup(&c, "crashed", "sleep 3600", json!({})).await;
-    let jobs: Api<Job> = Api::namespaced(c.clone(), "default");
-    let mut job: Job = serde_json::from_value(json!({
-        "metadata": {
-            "name": "backup-crashed-0",
-            "labels": { "k8upjob": "true", "k8up.io/type": "backup", "k8up.io/owned-by": "backup_crashed" },
-        },
-        "spec": { "backoffLimit": 0, "template": { "spec": {
-            "restartPolicy": "Never",
-            "containers": [{ "name": "main", "image": "busybox", "command": ["sh", "-c", "sleep 3600"] }],
-        }}},
-    }))
-    .unwrap();
-    job.metadata.owner_references = backup.controller_owner_ref(&()).map(|o| vec![o]);
-    let precreated = jobs.create(&PostParams::default(), &job).await.unwrap();
+    let precreated = precreate_backup_job(&c, &backup, "sleep 3600").await;
 
     let operator = start_operator(&c, settings(&[]));
     let api: Api<Backup> = Api::namespaced(c.clone(), "default");

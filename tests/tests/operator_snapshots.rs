@@ -14,7 +14,7 @@ use k8up::operator::driver::{JobPlan, PlanError, PlanRequest, Planner};
 use k8up::operator::metrics::Metrics;
 use k8up_tests::cluster::wait_for;
 use kube::api::PostParams;
-use kube::{Api, Client, Resource};
+use kube::{Api, Client};
 use operator_common::*;
 use serde_json::json;
 
@@ -156,20 +156,8 @@ async fn a_job_that_finishes_while_a_restarted_operator_adopts_it_still_gets_its
     create(&c, "Backup", "adopted", &script).await;
     let backups: Api<Backup> = Api::namespaced(c.clone(), "default");
     let backup = backups.get("adopted").await.unwrap();
-    let mut job: Job = serde_json::from_value(json!({
-        "metadata": {
-            "name": "backup-adopted-0",
-            "labels": { "k8upjob": "true", "k8up.io/type": "backup", "k8up.io/owned-by": "backup_adopted" },
-        },
-        "spec": { "backoffLimit": 0, "template": { "spec": {
-            "restartPolicy": "Never",
-            "containers": [{ "name": "main", "image": "busybox", "command": ["sh", "-c", script] }],
-        }}},
-    }))
-    .unwrap();
-    job.metadata.owner_references = backup.controller_owner_ref(&()).map(|o| vec![o]);
+    precreate_backup_job(&c, &backup, &script).await;
     let jobs: Api<Job> = Api::namespaced(c.clone(), "default");
-    jobs.create(&PostParams::default(), &job).await.unwrap();
 
     let planner = PlansAfterTheJobFinished {
         inner: ScriptPlanner::default(),

@@ -140,6 +140,27 @@ impl Planner for ScriptPlanner {
     }
 }
 
+/// Creates the Job the test planner would make for `backup`'s first PVC (`backup-<name>-0`, running
+/// `script`), labelled and owned like the operator's: what an operator that died before writing `started`
+/// leaves behind.
+pub async fn precreate_backup_job(client: &Client, backup: &k8up::crd::Backup, script: &str) -> Job {
+    let name = backup.metadata.name.clone().unwrap_or_default();
+    let mut job = script_job(&format!("backup-{name}-0"), script);
+    job.metadata.labels = Some(
+        [
+            ("k8upjob", "true".to_string()),
+            ("k8up.io/type", "backup".to_string()),
+            ("k8up.io/owned-by", format!("backup_{name}")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect(),
+    );
+    job.metadata.owner_references = backup.controller_owner_ref(&()).map(|o| vec![o]);
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    jobs.create(&Default::default(), &job).await.unwrap()
+}
+
 /// Starts the operator's controllers in-process with the test planner.
 pub fn start_operator(client: &Client, settings: OperatorSettings) -> Controllers {
     start_operator_with(client, settings, ScriptPlanner::default())
