@@ -162,6 +162,17 @@ fn check(schema: &Value, v: &Value, path: &str, root: bool, causes: &mut Vec<Cau
             ));
             return;
         }
+    } else if int_or_string && !matches!(type_name(v), "integer" | "string") {
+        // As the API server reads `x-kubernetes-int-or-string` without a `type`: integer or string.
+        let actual = type_name(v);
+        causes.push(Cause::new(
+            "FieldValueTypeInvalid",
+            path,
+            format!(
+                "Invalid value: \"{actual}\": {path} in body must be of type integer,string: \"{actual}\""
+            ),
+        ));
+        return;
     }
     if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
         && !allowed.contains(v)
@@ -336,6 +347,26 @@ mod tests {
             json!({"apiVersion": "x/v1", "kind": "K", "metadata": {"name": "n", "x": 1},
             "spec": {"size": 2, "mode": "a", "free": {"any": 1}}})
         );
+    }
+
+    #[test]
+    fn an_untyped_int_or_string_takes_an_integer_or_a_string_only() {
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
+            "additionalProperties": {"x-kubernetes-int-or-string": true}}}});
+        for ok in [json!(2), json!("500m")] {
+            let (causes, _) = validate(&schema, &mut json!({"spec": {"cpu": ok}}));
+            assert!(causes.is_empty(), "{causes:?}");
+        }
+        for bad in [json!({"cores": 2}), json!(1.5), json!([1]), json!(true)] {
+            let (causes, _) = validate(&schema, &mut json!({"spec": {"cpu": bad}}));
+            assert_eq!(causes.len(), 1, "{bad}: {causes:?}");
+            assert!(
+                causes[0]
+                    .message
+                    .contains("spec.cpu in body must be of type integer,string"),
+                "{causes:?}"
+            );
+        }
     }
 
     #[test]

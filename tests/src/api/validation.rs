@@ -275,13 +275,15 @@ fn mutable_pod_spec_removed(spec: &Value, old_spec: &Value) -> Value {
     s
 }
 
-/// Field errors of a built-in object (with its previous state on updates).
+/// Field errors of an object (with its previous state on updates): the metadata of every kind (a
+/// real API server checks labels and annotations of custom resources too), the rest for built-in
+/// kinds only.
 pub(crate) fn validate(res: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
     let mut causes = Vec::new();
+    metadata(obj, &mut causes);
     if res.custom {
         return causes;
     }
-    metadata(obj, &mut causes);
     let name = obj
         .pointer("/metadata/name")
         .and_then(Value::as_str)
