@@ -98,7 +98,7 @@ enum Expect {
         reason: &'static str,
         message: &'static str,
     },
-    /// Accepted and started: its Jobs are created. Only ever expected of a `// DEFECT:` case.
+    /// Accepted and started: its Jobs are created (the well-formed objects; or a `// DEFECT:` case).
     Started,
     /// Accepted by the API server, but it does not decode as the operator's typed model (a typed list of
     /// the kind fails with this message). The operator decodes its watches object by object: it reports
@@ -630,10 +630,8 @@ fn cases() -> Vec<Case> {
             json!({
                 "kind": "Backup", "metadata": { "labels": { "app": "café ☕" } }, "spec": { "backend": good() },
             }),
-            // DEFECT (sandbox): a real API server refuses invalid label values on every kind ("a valid label
-            // must be an empty string or consist of alphanumeric characters…"); the sandbox checks the
-            // metadata of built-in kinds only, so it stores this Backup and the operator runs it.
-            Expect::Started,
+            // Refused like on a real API server, which checks the labels of every kind.
+            Expect::Rejected("a valid label must be an empty string or consist of alphanumeric characters"),
         ),
         case(
             "unicode-nul-tag",
@@ -779,10 +777,15 @@ fn cases() -> Vec<Case> {
         case(
             "prebackuppod-containers-string",
             pre_backup_pod(json!({ "spec": { "containers": "mysql" } })),
-            // DEFECT (smaller now): accepted (preserve-unknown-fields). The operator leaves it out of the
-            // namespace's PreBackupPods with a logged warning and the namespace's Backups run without it
-            // (before, none of them ran); nothing reports it on the PreBackupPod itself.
-            Expect::Started,
+            // Accepted (the pod template preserves unknown fields) but it does not decode: a Backup that
+            // selects it fails before anything is made, naming it and the field (running without it would
+            // lose its dump and still report success); the PreBackupPod gets a Warning Event.
+            Expect::Condition {
+                type_: "PreBackupPodReady",
+                status: "False",
+                reason: "InvalidSpec",
+                message: "PreBackupPod prebackuppod-containers-string cannot be read (spec.pod.spec.containers",
+            },
         )
         .probe(backup_of_namespace())
         .in_namespace("fault-pbp-containers"),
@@ -902,10 +905,8 @@ fn cases() -> Vec<Case> {
                 "Backup",
                 json!({ "resources": { "limits": { "cpu": { "cores": 2 } } } }),
             ),
-            // DEFECT (sandbox): a real API server refuses an object for an int-or-string quantity; the
-            // sandbox does not check `x-kubernetes-int-or-string` values without a `type`, stores it, and
-            // the operator reports it.
-            Expect::Unreadable("invalid type: map, expected Quantity"),
+            // An int-or-string field holds an integer or a string, nothing else.
+            Expect::Rejected("spec.resources.limits.cpu in body must be of type integer,string: \"object\""),
         )
         .in_namespace("fault-unreadable-quantity"),
     ]
@@ -1423,7 +1424,7 @@ async fn malformed_manifests_are_refused_or_reported_and_the_operator_keeps_work
     let (health, mut allowed) = create_healthy(&client).await;
     failures.extend(settle_all(&client, &health).await);
 
-    // Jobs exist only for the well-formed objects and the DEFECT cases that start.
+    // Jobs exist only for the objects expected to start (the well-formed ones).
     allowed.extend(watched.iter().filter_map(|w| {
         let started = matches!(w.expect, Expect::Started);
         job_type(&w.kind)

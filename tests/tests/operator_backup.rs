@@ -423,6 +423,73 @@ async fn a_pre_backup_pod_that_never_becomes_available_fails_the_backup_and_is_r
     sb.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pre_backup_pod_that_does_not_decode_fails_the_backup_naming_it_and_warns_on_it() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use kube::api::{ApiResource, DynamicObject};
+    let sb = sandbox().await;
+    let c = sb.client();
+    bound_pvc(&c, "default", "data").await;
+    // The CRD keeps the pod template's unknown fields, so the API server stores a template whose
+    // `containers` is a string; no typed PreBackupPod can hold it.
+    let resource = ApiResource::erase::<k8up::crd::PreBackupPod>(&());
+    let untyped: Api<DynamicObject> = Api::namespaced_with(c.clone(), "default", &resource);
+    let stored: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "k8up.io/v1",
+        "kind": "PreBackupPod",
+        "metadata": { "name": "mangled" },
+        "spec": { "backupCommand": "mysqldump", "pod": { "spec": { "containers": "mysql" } } },
+    }))
+    .unwrap();
+    untyped.create(&PostParams::default(), &stored).await.unwrap();
+    let operator = start_operator(&c, settings(&[]));
+    create_backup(&c, "selects-it", "exit 0", json!({})).await;
+    let backups: Api<Backup> = Api::namespaced(c.clone(), "default");
+
+    // The Backup fails before anything is made for it, naming the PreBackupPod and the field.
+    let status = wait_status(&backups, "selects-it", "the backup to fail", |s| s.finished).await;
+    let (state, reason) = pre_backup_condition(&status).unwrap();
+    assert_eq!((state.as_str(), reason.as_str()), ("False", "InvalidSpec"));
+    let message = status.condition("PreBackupPodReady").unwrap().message.clone();
+    assert!(
+        message.starts_with("PreBackupPod mangled cannot be read (spec.pod.spec.containers"),
+        "{message}"
+    );
+    assert!(
+        has(&status, "Completed", "True", "Failed"),
+        "{:?}",
+        conditions(&status)
+    );
+    assert!(owned_jobs(&c, "default", "backup_selects-it").await.is_empty());
+    let deployments: Api<Deployment> = Api::namespaced(c.clone(), "default");
+    assert!(
+        deployments
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    // The PreBackupPod has no status: a Warning Event about it says the same.
+    let events: Api<Event> = Api::namespaced(c.clone(), "default");
+    let warning = wait_for("a Warning Event on the PreBackupPod", LIMIT, || async {
+        let list = events.list(&ListParams::default()).await?;
+        Ok::<_, kube::Error>(list.items.into_iter().find(|e| {
+            let regarding = e.regarding.as_ref();
+            regarding.and_then(|r| r.kind.as_deref()) == Some("PreBackupPod")
+                && regarding.and_then(|r| r.name.as_deref()) == Some("mangled")
+        }))
+    })
+    .await
+    .unwrap();
+    assert_eq!(warning.type_.as_deref(), Some("Warning"));
+    assert_eq!(warning.reason.as_deref(), Some("InvalidSpec"));
+    assert_eq!(warning.note.as_deref(), Some(message.as_str()));
+    operator.shutdown().await;
+    sb.shutdown().await;
+}
+
 /// The container env var `name` of a Job.
 fn job_env(job: &Job, name: &str) -> Option<String> {
     let spec = job.spec.as_ref()?.template.spec.as_ref()?;

@@ -347,6 +347,37 @@ async fn publish(
     publish_event(recorder, reference, "Reconcile", type_, reason, note).await;
 }
 
+/// The failure message for the PreBackupPods of a Backup that do not decode, after a Warning Event on each.
+async fn unreadable_pre_backup_pods(ctx: &Context, unreadable: &[&observe::Unreadable]) -> String {
+    let mut messages = Vec::with_capacity(unreadable.len());
+    for u in unreadable {
+        let name = u.metadata.name.clone().unwrap_or_default();
+        let message = format!(
+            "PreBackupPod {name} cannot be read ({}); correct that field and apply it again",
+            u.reason
+        );
+        let reference = k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some(<crate::crd::PreBackupPod as kube::Resource>::api_version(&()).into_owned()),
+            kind: Some(<crate::crd::PreBackupPod as kube::Resource>::kind(&()).into_owned()),
+            name: Some(name),
+            namespace: u.metadata.namespace.clone(),
+            uid: u.metadata.uid.clone(),
+            resource_version: u.metadata.resource_version.clone(),
+            ..Default::default()
+        };
+        publish(
+            &ctx.recorder,
+            &reference,
+            EventType::Warning,
+            status::REASON_INVALID_SPEC,
+            message.clone(),
+        )
+        .await;
+        messages.push(message);
+    }
+    messages.join("; ")
+}
+
 /// Publishes one Event about `reference` (the note cut to the Events API's 1 kB); a failure is logged, never
 /// fatal. Shared by the action controllers, the Schedule controller and the plugin registry.
 pub async fn publish_event(
@@ -466,8 +497,24 @@ async fn reconcile_inner<K: ActionKind>(object: &Arc<K>, ctx: &Context) -> Resul
     let mut extra_conditions = Vec::new();
     let mut pre_backup_failed = None;
     if K::JOB_TYPE == JobType::Backup && !previous.started {
-        let chosen = prebackup::selected(&action, &observed.pre_backup_pods);
-        if chosen.is_empty() {
+        let chosen = prebackup::selected(&action, &observed.pre_backup_pods, |p| &p.metadata);
+        let unreadable = prebackup::selected(&action, &observed.unreadable_pre_backup_pods, |u| &u.metadata);
+        if !unreadable.is_empty() {
+            // A PreBackupPod the Backup selects but that cannot be read: running without it would back up
+            // everything but the dump it stands for and still report success, so the Backup fails saying
+            // which one and where, before anything is made; the PreBackupPod (it has no status) gets a
+            // Warning Event.
+            let message = unreadable_pre_backup_pods(ctx, &unreadable).await;
+            extra_conditions.push(status::condition(
+                ctype::PRE_BACKUP_POD_READY,
+                false,
+                status::REASON_INVALID_SPEC,
+                message.clone(),
+                action.generation,
+                &now(),
+            ));
+            pre_backup_failed = Some(message);
+        } else if chosen.is_empty() {
             extra_conditions.push(status::condition(
                 ctype::PRE_BACKUP_POD_READY,
                 true,

@@ -3,6 +3,7 @@
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::ListParams;
 use kube::{Api, Client};
 
@@ -25,6 +26,9 @@ pub struct Observed {
     pub pods: Vec<Pod>,
     /// PreBackupPods of the namespace (Backup, before its Jobs exist).
     pub pre_backup_pods: Vec<PreBackupPod>,
+    /// PreBackupPods of the namespace that are stored but do not decode (the CRD keeps the pod template's
+    /// unknown fields): their metadata and where they do not fit.
+    pub unreadable_pre_backup_pods: Vec<Unreadable>,
     /// The pre-backup Deployments of this Backup (label `k8up.io/ownerBackupUID`), not yet deleted.
     pub pre_backup_deployments: Vec<k8s_openapi::api::apps::v1::Deployment>,
     /// The PodConfig `spec.podConfigRef` names; `None` when unset or missing (ignored, as in K8up).
@@ -36,6 +40,15 @@ pub struct Observed {
     pub snapshots: Vec<Snapshot>,
     /// Whether `reports` were read (every Job in `jobs` had finished).
     pub reports_read: bool,
+}
+
+/// A stored object that does not decode as its kind: its metadata and where it does not fit.
+#[derive(Debug, Clone, Default)]
+pub struct Unreadable {
+    /// The object's metadata (which decodes whatever the spec holds).
+    pub metadata: ObjectMeta,
+    /// Where the object does not fit the typed model, and why.
+    pub reason: String,
 }
 
 /// What the observe step should read besides the Jobs.
@@ -52,32 +65,41 @@ fn read(what: &'static str) -> impl FnOnce(kube::Error) -> Error {
 }
 
 /// Lists `K` in `namespace`, decoding each object on its own: one stored object that does not decode is
-/// left out (and logged) instead of failing the whole list, so it cannot hold up every other object of the
-/// namespace (its own controller reports it on the object, see [`crate::operator::decoded`]).
-async fn list_decoded<K>(client: &Client, namespace: &str, what: &'static str) -> Result<Vec<K>, Error>
+/// left out (logged, and returned apart) instead of failing the whole list, so it cannot hold up every
+/// other object of the namespace (its own controller, if it has one, reports it on the object, see
+/// [`crate::operator::decoded`]).
+async fn list_decoded<K>(
+    client: &Client,
+    namespace: &str,
+    what: &'static str,
+) -> Result<(Vec<K>, Vec<Unreadable>), Error>
 where
     K: kube::Resource<DynamicType = ()> + serde::de::DeserializeOwned,
 {
     let resource = kube::api::ApiResource::erase::<K>(&());
     let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
     let list = api.list(&ListParams::default()).await.map_err(read(what))?;
-    Ok(list
-        .items
-        .iter()
-        .filter_map(|o| match crate::operator::decoded::decode::<K>(o) {
-            Ok(k) => Some(k),
+    let mut decoded = Vec::with_capacity(list.items.len());
+    let mut unreadable = Vec::new();
+    for object in list.items {
+        match crate::operator::decoded::decode::<K>(&object) {
+            Ok(k) => decoded.push(k),
             Err(reason) => {
                 tracing::warn!(
                     kind = resource.kind,
                     namespace,
-                    name = o.metadata.name.as_deref().unwrap_or_default(),
+                    name = object.metadata.name.as_deref().unwrap_or_default(),
                     reason,
                     "left out an object that does not decode"
                 );
-                None
+                unreadable.push(Unreadable {
+                    metadata: object.metadata,
+                    reason,
+                });
             }
-        })
-        .collect())
+        }
+    }
+    Ok((decoded, unreadable))
 }
 
 /// Reads the cluster state of `object`.
@@ -131,7 +153,7 @@ pub async fn observe<K: ActionKind>(client: &Client, object: &K, wants: Wants) -
                 .await
                 .map_err(read("pods"))?
                 .items;
-            observed.pre_backup_pods =
+            (observed.pre_backup_pods, observed.unreadable_pre_backup_pods) =
                 list_decoded::<PreBackupPod>(client, &namespace, "prebackuppods").await?;
         } else if K::JOB_TYPE == JobType::Restore
             && let Some(claim) = restore_claim(&object.spec_json())
@@ -216,6 +238,6 @@ pub async fn observe_siblings<K: ActionKind>(
     client: &Client,
     namespace: &str,
 ) -> Result<Vec<super::history::Sibling>, Error> {
-    let list = list_decoded::<K>(client, namespace, "siblings").await?;
+    let (list, _) = list_decoded::<K>(client, namespace, "siblings").await?;
     Ok(list.iter().map(super::history::sibling).collect())
 }

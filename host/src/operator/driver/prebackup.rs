@@ -39,15 +39,20 @@ pub enum Readiness {
     Failed(String),
 }
 
-/// The PreBackupPods `action` uses: all of the namespace, or those matching its `labelSelectors`.
-pub fn selected<'a>(action: &ValidatedAction, all: &'a [PreBackupPod]) -> Vec<&'a PreBackupPod> {
+/// The PreBackupPods `action` uses: all of the namespace, or those matching its `labelSelectors`; `meta`
+/// reads an entry's metadata (a decoded PreBackupPod, or one that does not decode).
+pub fn selected<'a, T>(
+    action: &ValidatedAction,
+    all: &'a [T],
+    meta: impl Fn(&T) -> &ObjectMeta,
+) -> Vec<&'a T> {
     let selectors: Vec<LabelSelector> = label_selectors(action);
-    let mut chosen: Vec<&PreBackupPod> = all
+    let mut chosen: Vec<&T> = all
         .iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter(|p| selectors.is_empty() || any_matches(&selectors, p.metadata.labels.as_ref()))
+        .filter(|p| meta(p).deletion_timestamp.is_none())
+        .filter(|p| selectors.is_empty() || any_matches(&selectors, meta(p).labels.as_ref()))
         .collect();
-    chosen.sort_by_key(|p| p.name_any());
+    chosen.sort_by(|a, b| meta(a).name.cmp(&meta(b).name));
     chosen
 }
 
@@ -243,12 +248,15 @@ spec:
         other.metadata.labels = None;
         let all = [mysqldump(), other];
         let plain = action::<Backup>("metadata: {name: b}\nspec: {}\n", &global_settings());
-        assert_eq!(selected(&plain, &all).len(), 2);
+        assert_eq!(selected(&plain, &all, |p| &p.metadata).len(), 2);
         let narrowed = action::<Backup>(
             "metadata: {name: b}\nspec: {labelSelectors: [{matchLabels: {db: mysql}}]}\n",
             &global_settings(),
         );
-        let names: Vec<String> = selected(&narrowed, &all).iter().map(|p| p.name_any()).collect();
+        let names: Vec<String> = selected(&narrowed, &all, |p| &p.metadata)
+            .iter()
+            .map(|p| p.name_any())
+            .collect();
         assert_eq!(names, ["mysqldump"]);
     }
 
