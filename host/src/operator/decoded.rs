@@ -8,9 +8,8 @@
 //! as `Ready=False` with reason `InvalidSpec` naming the field, and a Warning Event; every other object is
 //! served as usual.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt::Debug;
-use std::sync::{Arc, Mutex};
 
 use futures::{Stream, StreamExt, future};
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -41,36 +40,64 @@ where
     let resource = ApiResource::erase::<K>(&());
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
     let (reader, writer) = reflector::store::<K>();
-    // (uid, resourceVersion) already reported: a re-list does not report the same version again.
-    let reported: Arc<Mutex<HashSet<(String, String)>>> = Arc::default();
+    let mut reported = Reported::default();
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
         .filter_map(move |event| {
             let decoded = match event {
                 Err(e) => Some(Err(e)),
-                Ok(event) => decode_event::<K>(event, |object, message| {
-                    let key = (
-                        object.uid().unwrap_or_default(),
-                        object.resource_version().unwrap_or_default(),
-                    );
-                    let fresh = reported.lock().map(|mut r| r.insert(key)).unwrap_or(true);
-                    if fresh {
-                        tokio::spawn(report(
-                            client.clone(),
-                            recorder.clone(),
-                            resource.clone(),
-                            object,
-                            message,
-                        ));
+                Ok(event) => {
+                    let deleted = match &event {
+                        watcher::Event::Delete(o) => {
+                            reported.forget(o.uid().as_deref());
+                            true
+                        }
+                        _ => false,
+                    };
+                    let decoded = decode_event::<K>(event, |object, message| {
+                        if !deleted && reported.first(&object) {
+                            tokio::spawn(report(
+                                client.clone(),
+                                recorder.clone(),
+                                resource.clone(),
+                                object,
+                                message,
+                            ));
+                        }
+                    });
+                    if let Some(watcher::Event::Apply(k) | watcher::Event::InitApply(k)) = &decoded {
+                        reported.forget(k.meta().uid.as_deref());
                     }
-                })
-                .map(Ok),
+                    decoded.map(Ok)
+                }
             };
             future::ready(decoded)
         })
         .reflect(writer)
         .applied_objects();
     (reader, stream)
+}
+
+/// The version last reported of each object that does not decode (uid → resourceVersion): a re-list does
+/// not report the same version again, and an object leaves it once it is deleted or decodes again, so it
+/// holds no more entries than there are undecodable objects.
+#[derive(Debug, Default)]
+struct Reported(HashMap<String, String>);
+
+impl Reported {
+    /// Whether `object` (which does not decode) is to be reported: not when this version was.
+    fn first(&mut self, object: &DynamicObject) -> bool {
+        let version = object.resource_version().unwrap_or_default();
+        self.0.insert(object.uid().unwrap_or_default(), version.clone()) != Some(version)
+    }
+
+    fn forget(&mut self, uid: Option<&str>) {
+        if !self.0.is_empty()
+            && let Some(uid) = uid
+        {
+            self.0.remove(uid);
+        }
+    }
 }
 
 /// One untyped watch event as an event of `K`; an object that does not decode goes to `undecodable` with
@@ -196,6 +223,23 @@ mod tests {
                     .contains("invalid type: string \"root\", expected i64"),
             "{}",
             reported[0].1
+        );
+    }
+
+    #[test]
+    fn a_version_is_reported_once_and_forgotten_when_the_object_goes_or_decodes() {
+        let mut reported = Reported::default();
+        let mut bad = object(serde_json::json!({ "podSecurityContext": { "runAsUser": "root" } }));
+        assert!(reported.first(&bad));
+        assert!(!reported.first(&bad), "a re-list reports the same version again");
+        bad.metadata.resource_version = Some("8".into());
+        assert!(reported.first(&bad), "a new version is reported");
+        assert_eq!(reported.0.len(), 1);
+        reported.forget(Some("u1"));
+        assert!(reported.0.is_empty());
+        assert!(
+            reported.first(&bad),
+            "after it decoded or was deleted, it is reported again"
         );
     }
 
