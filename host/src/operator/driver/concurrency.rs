@@ -20,8 +20,8 @@
 //!
 //! [`decide`] is pure; [`Gate`] holds the cache and the lock.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::batch::v1::Job;
@@ -261,32 +261,46 @@ impl Gate {
 
     /// The running k8up Jobs: the cache (or a list), plus Jobs created since that it does not show yet.
     pub async fn running(&self, client: &kube::Client) -> Result<Vec<RunningJob>, kube::Error> {
-        let jobs: Vec<Job> = match &self.store {
+        // The cache's objects are shared, not copied: this runs for every decision, over every k8up Job.
+        let jobs: Vec<Arc<Job>> = match &self.store {
             // Synced: the caller waited for [`Gate::cache_synced`] before taking the permit.
-            Some(store) => store.state().iter().map(|j| (**j).clone()).collect(),
-            None => {
-                kube::Api::<Job>::all(client.clone())
-                    .list(&kube::api::ListParams::default().labels("k8upjob=true"))
-                    .await?
-                    .items
-            }
+            Some(store) => store.state(),
+            None => kube::Api::<Job>::all(client.clone())
+                .list(&kube::api::ListParams::default().labels("k8upjob=true"))
+                .await?
+                .items
+                .into_iter()
+                .map(Arc::new)
+                .collect(),
         };
-        let known: BTreeSet<(String, String)> = jobs
-            .iter()
-            .map(|j| (j.namespace().unwrap_or_default(), j.name_any()))
-            .collect();
         {
             let mut initialised = self.initialised.lock().unwrap_or_else(|e| e.into_inner());
-            initialised.extend(jobs.iter().filter(|j| is_complete(j)).filter_map(|j| {
-                j.labels()
-                    .get(LABEL_REPOSITORY_HASH)
-                    .filter(|h| !h.is_empty())
-                    .cloned()
-            }));
+            for hash in jobs
+                .iter()
+                .filter(|j| is_complete(j))
+                .filter_map(|j| j.labels().get(LABEL_REPOSITORY_HASH))
+            {
+                if !hash.is_empty() && !initialised.contains(hash) {
+                    initialised.insert(hash.clone());
+                }
+            }
         }
-        let mut running: Vec<RunningJob> = jobs.iter().filter_map(RunningJob::from_job).collect();
+        let mut running: Vec<RunningJob> = jobs.iter().filter_map(|j| RunningJob::from_job(j)).collect();
         let mut created = self.created.lock().unwrap_or_else(|e| e.into_inner());
-        created.retain(|key, (_, at)| !known.contains(key) && at.elapsed() < REMEMBER_CREATED);
+        if !created.is_empty() {
+            let known: HashSet<(&str, &str)> = jobs
+                .iter()
+                .map(|j| {
+                    (
+                        j.metadata.namespace.as_deref().unwrap_or_default(),
+                        j.metadata.name.as_deref().unwrap_or_default(),
+                    )
+                })
+                .collect();
+            created.retain(|(ns, name), (_, at)| {
+                !known.contains(&(ns.as_str(), name.as_str())) && at.elapsed() < REMEMBER_CREATED
+            });
+        }
         running.extend(created.values().map(|(j, _)| j.clone()));
         Ok(running)
     }
